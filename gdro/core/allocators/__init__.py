@@ -1,0 +1,22 @@
+"""Rollout allocators, selected by `conf/allocator/<name>.yaml`: `fixed` (GRPO), `rollout_gdro`, `sqrt_optimal`."""
+
+from gdro.core.allocators.base import Allocator
+from gdro.core.allocators.budget import BudgetConfig, complete_budget, exact_budget_arms, integerise
+from gdro.core.allocators.fixed import FixedAllocator
+from gdro.core.allocators.rollout_gdro import RolloutGDROAllocator, RolloutGDROConfig, informative_utility
+from gdro.core.allocators.sqrt_optimal import SqrtOptimalAllocator, SqrtOptimalConfig, clipped_scale_solution
+
+__all__ = [
+    "Allocator",
+    "BudgetConfig",
+    "FixedAllocator",
+    "RolloutGDROAllocator",
+    "RolloutGDROConfig",
+    "SqrtOptimalAllocator",
+    "SqrtOptimalConfig",
+    "clipped_scale_solution",
+    "complete_budget",
+    "exact_budget_arms",
+    "informative_utility",
+    "integerise",
+]

@@ -1,0 +1,207 @@
+"""GRPO math as pure functions on tensors (spec section 1, and pass@k from section 6).
+
+Notation follows ALGORITHMS.md: prompt i has n_i rollouts with rewards r_ij; groups are keyed by
+prompt id, never by reshaping, because n_i varies. Shapes: N rollouts in a flat batch, S sequences
+by T tokens for per-token quantities. Nothing here holds state; the trainer calls these functions
+and picks modes by the names in `ADVANTAGE_STD_MODES` and `LOSS_AGGREGATIONS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+ADVANTAGE_STD_MODES = ("unbiased", "population", "none")
+LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+KL_LOG_RATIO_LIMIT = 20.0
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    std_mode: str = "unbiased",
+    eps: float = 1e-6,
+    clip: float | None = 5.0,
+) -> torch.Tensor:
+    """Group-normalised advantages A_ij = (r_ij - mean_i) / (std_i + eps), clipped to [-clip, clip].
+
+    mean_i and std_i are taken over prompt i's own n_i rollouts, found by `group_ids`.
+    std_mode "unbiased": std_i = sqrt(sum_j (r_ij - mean_i)^2 / (n_i - 1)) (verl, the default);
+    "population": divide by n_i instead; "none" (Dr.GRPO): A_ij = r_ij - mean_i, no division.
+    A group of size 1, or one whose rewards are all equal, gets A_ij = 0 exactly. `clip=None`
+    skips the clipping.
+
+    Args:
+        rewards: [N] float, r_ij for every rollout in the batch.
+        group_ids: [N] int64 prompt ids; any values, any order, groups of unequal sizes.
+
+    Returns:
+        [N] advantages, same dtype as `rewards`.
+    """
+    if std_mode not in ADVANTAGE_STD_MODES:
+        raise ValueError(f"std_mode must be one of {ADVANTAGE_STD_MODES}, got {std_mode!r}")
+    if rewards.ndim != 1 or rewards.shape != group_ids.shape:
+        raise ValueError(
+            f"rewards and group_ids must be 1-D of equal length, got {tuple(rewards.shape)} "
+            f"and {tuple(group_ids.shape)}"
+        )
+    _, group_index = torch.unique(group_ids, return_inverse=True)
+    num_groups = int(group_index.max()) + 1 if group_index.numel() else 0
+
+    def group_sum(values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(
+            0, group_index, values
+        )
+
+    group_size = group_sum(torch.ones_like(rewards))
+    group_mean = group_sum(rewards) / group_size
+    deviation = rewards - group_mean[group_index]
+    if std_mode == "none":
+        advantages = deviation
+    else:
+        divisor = group_size - 1 if std_mode == "unbiased" else group_size
+        group_std = (group_sum(deviation.square()) / divisor.clamp_min(1)).sqrt()
+        advantages = deviation / (group_std[group_index] + eps)
+
+    # The mean of equal floats need not equal them exactly, so constant groups are found by
+    # max == min and zeroed explicitly; this also covers groups of size 1.
+    empty = torch.empty(num_groups, dtype=rewards.dtype, device=rewards.device)
+    group_max = empty.scatter_reduce(0, group_index, rewards, reduce="amax", include_self=False)
+    group_min = empty.scatter_reduce(0, group_index, rewards, reduce="amin", include_self=False)
+    constant = (group_max == group_min)[group_index]
+    advantages = torch.where(constant, torch.zeros_like(advantages), advantages)
+    if clip is not None:
+        advantages = advantages.clamp(-clip, clip)
+    return advantages
+
+
+def clipped_surrogate_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.28,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-level PPO clipped surrogate with clip-higher.
+
+    rho = exp(logprobs - old_logprobs) = pi_theta / pi_old per token, and
+    loss_tok = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A),
+    with the sequence's advantage A broadcast over its tokens.
+
+    Args:
+        logprobs: [S, T] log pi_theta of the sampled tokens.
+        old_logprobs: [S, T] log pi_old of the same tokens.
+        advantages: [S] one advantage per sequence.
+
+    Returns:
+        (loss_tok [S, T], clipped [S, T] float: 1 where the clipped term was strictly smaller
+        than the unclipped one, so the min took it and the token gives no gradient).
+    """
+    ratio = torch.exp(logprobs - old_logprobs)
+    advantage_tok = advantages.unsqueeze(-1)
+    unclipped_objective = ratio * advantage_tok
+    clipped_objective = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantage_tok
+    loss_tok = -torch.minimum(unclipped_objective, clipped_objective)
+    clipped = (clipped_objective < unclipped_objective).to(loss_tok.dtype)
+    return loss_tok, clipped
+
+
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Low-variance k3 estimator of KL(pi_theta || pi_ref), per token.
+
+    With log_ratio = ref_logprobs - logprobs = log(pi_ref / pi_theta),
+    k3 = exp(log_ratio) - log_ratio - 1 >= 0. log_ratio is clamped to [-20, 20] first, so a token
+    the reference finds very unlikely (or likely) cannot overflow exp to inf.
+
+    Args:
+        logprobs: [S, T] log pi_theta of the sampled tokens.
+        ref_logprobs: [S, T] log pi_ref of the same tokens.
+
+    Returns:
+        [S, T] per-token k3 values.
+    """
+    log_ratio = (ref_logprobs - logprobs).clamp(-KL_LOG_RATIO_LIMIT, KL_LOG_RATIO_LIMIT)
+    return torch.exp(log_ratio) - log_ratio - 1.0
+
+
+def aggregate_loss(
+    token_loss: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "token-mean",
+    norm_length: int | None = None,
+) -> torch.Tensor:
+    """Reduce per-token losses l_st over the mini-batch to a scalar; m_st is the response mask.
+
+    "token-mean": sum_{s,t} l_st m_st / sum_{s,t} m_st (verl's default; long responses weigh more).
+    "seq-mean-token-mean": mean_s [ sum_t l_st m_st / sum_t m_st ] (every response weighs the same).
+    "seq-mean-token-sum-norm" (Dr.GRPO): mean_s [ sum_t l_st m_st ] / norm_length, a constant
+    normaliser; norm_length defaults to T (the padded length) when None.
+    Denominators are clamped to at least 1, so all-zero masks give 0, not NaN.
+
+    Args:
+        token_loss: [S, T] per-token loss.
+        mask: [S, T] 1 for response tokens, 0 for padding (bool or float).
+
+    Returns:
+        Scalar tensor.
+    """
+    if mode not in LOSS_AGGREGATIONS:
+        raise ValueError(f"mode must be one of {LOSS_AGGREGATIONS}, got {mode!r}")
+    mask = mask.to(token_loss.dtype)
+    masked_loss = token_loss * mask
+    if mode == "token-mean":
+        return masked_loss.sum() / mask.sum().clamp_min(1.0)
+    if mode == "seq-mean-token-mean":
+        return sequence_mean(token_loss, mask).mean()
+    length = token_loss.shape[-1] if norm_length is None else norm_length
+    return masked_loss.sum(dim=-1).mean() / length
+
+
+def sequence_mean(token_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-response token average: sum_t l_st m_st / max(sum_t m_st, 1).
+
+    Args:
+        token_loss: [S, T] per-token values.
+        mask: [S, T] 1 for response tokens, 0 for padding (bool or float).
+
+    Returns:
+        [S] one value per response (0 for a response with no tokens).
+    """
+    mask = mask.to(token_loss.dtype)
+    return (token_loss * mask).sum(dim=-1) / mask.sum(dim=-1).clamp_min(1.0)
+
+
+def pass_at_k(num_samples: int | np.ndarray, num_correct: int | np.ndarray, k: int) -> float | np.ndarray:
+    """Unbiased pass@k estimate from n samples of which c are correct: 1 - C(n - c, k) / C(n, k).
+
+    Computed as 1 - prod_{i=n-c+1}^{n} (1 - k / i), which avoids huge binomials; it is 1.0 when
+    n - c < k (every draw of k contains a correct sample). n and c broadcast against each other.
+
+    Args:
+        num_samples: n, int or integer array, n >= 1.
+        num_correct: c, int or integer array, 0 <= c <= n.
+        k: draws per estimate, 1 <= k <= n everywhere.
+
+    Returns:
+        A float for scalar inputs, else a float64 array of the broadcast shape.
+
+    Raises:
+        ValueError: if k > n anywhere, k < 1, or c is outside [0, n].
+        TypeError: if n or c is not of an integer dtype.
+    """
+    n, c = np.broadcast_arrays(np.asarray(num_samples), np.asarray(num_correct))
+    if not (np.issubdtype(n.dtype, np.integer) and np.issubdtype(c.dtype, np.integer)):
+        raise TypeError("num_samples and num_correct must be integers")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if np.any(k > n):
+        raise ValueError(f"k = {k} exceeds the number of samples (min n = {n.min()})")
+    if np.any(c < 0) or np.any(c > n):
+        raise ValueError("num_correct must lie in [0, num_samples]")
+    # i runs over 1..max(n); the mask keeps n - c + 1 <= i <= n for each entry.
+    i = np.arange(1, int(n.max()) + 1 if n.size else 1, dtype=np.float64)
+    in_product = (i > (n - c)[..., None]) & (i <= n[..., None])
+    factors = np.where(in_product, 1.0 - k / i, 1.0)
+    estimate = np.where(n - c < k, 1.0, 1.0 - factors.prod(axis=-1))
+    return float(estimate) if estimate.ndim == 0 else estimate

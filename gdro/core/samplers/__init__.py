@@ -1,0 +1,7 @@
+"""Data samplers, selected by `conf/sampler/<name>.yaml`: `uniform` (GRPO) and `prompt_gdro`."""
+
+from gdro.core.samplers.base import Sampler, SamplerPlan
+from gdro.core.samplers.prompt_gdro import PromptGDROConfig, PromptGDROSampler
+from gdro.core.samplers.uniform import UniformSampler
+
+__all__ = ["PromptGDROConfig", "PromptGDROSampler", "Sampler", "SamplerPlan", "UniformSampler"]

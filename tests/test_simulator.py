@@ -1,0 +1,159 @@
+"""The learning simulator: its prompt mix, GRPO closed form, rollouts, learning rule and state."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gdro.sim import LearningSimulator, SimulatorConfig, group_abs_advantage_sum
+
+
+def test_level_mix_follows_one_over_d_plus_one() -> None:
+    sim = LearningSimulator(SimulatorConfig(num_prompts=20000, seed=1))
+    expected = 1.0 / np.arange(1, 11)
+    expected /= expected.sum()
+    observed = np.bincount(sim.latent_level, minlength=10) / sim.num_prompts
+    assert np.abs(observed - expected).max() < 0.01
+    assert sim.latent_level.shape == (20000,)
+
+
+def test_initial_level_success_matches_the_design() -> None:
+    level_success = LearningSimulator(SimulatorConfig()).level_success()
+    assert 0.8 < level_success[0] < 0.95
+    assert 0.4 < level_success[2] < 0.6
+    assert level_success[9] < 0.01
+    assert np.all(np.diff(level_success) < 0)
+
+
+def test_group_abs_advantage_sum_matches_brute_force() -> None:
+    eps = 1e-6
+    ns, cs, expected = [], [], []
+    for n in range(1, 13):
+        for c in range(n + 1):
+            rewards = np.array([1.0] * c + [-1.0] * (n - c))
+            if n == 1:
+                brute = 0.0
+            else:
+                brute = np.abs((rewards - rewards.mean()) / (rewards.std(ddof=1) + eps)).sum()
+            ns.append(n)
+            cs.append(c)
+            expected.append(brute)
+            assert group_abs_advantage_sum(n, c, eps) == pytest.approx(brute, rel=1e-12, abs=1e-12)
+    vectorised = group_abs_advantage_sum(np.array(ns), np.array(cs), eps)
+    np.testing.assert_allclose(vectorised, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_rollout_matches_success_probability() -> None:
+    sim = LearningSimulator(SimulatorConfig(num_prompts=512, seed=2))
+    prompt_ids = np.arange(512)
+    rollouts_per_prompt = np.tile([2, 4, 8, 12], 128)
+    probability = sim.success_probability(prompt_ids)
+    draws = 400
+    correct = sum(sim.rollout(prompt_ids, rollouts_per_prompt) for _ in range(draws))
+    trials = draws * rollouts_per_prompt
+    variance = trials * probability * (1.0 - probability)
+    z = (correct - trials * probability) / np.sqrt(np.maximum(variance, 1e-12))
+    informative = variance > 25.0  # the normal approximation holds
+    assert informative.sum() > 200
+    assert np.abs(z[informative]).max() < 5.0
+    # Binomial variance, not just the mean: standardised residuals have unit mean square.
+    assert 0.8 < np.mean(z[informative] ** 2) < 1.2
+    assert correct.sum() == pytest.approx((trials * probability).sum(), rel=0.01)
+
+
+def test_rollout_is_reproducible_from_the_seed() -> None:
+    prompt_ids = np.arange(0, 2048, 7)
+    first, second, other = (LearningSimulator(SimulatorConfig(seed=seed)) for seed in (3, 3, 4))
+    for _ in range(5):
+        a = first.rollout(prompt_ids, 4)
+        np.testing.assert_array_equal(a, second.rollout(prompt_ids, 4))
+    assert not np.array_equal(first.rollout(prompt_ids, 8), other.rollout(prompt_ids, 8))
+
+
+def test_learn_without_signal_leaves_skill_unchanged() -> None:
+    sim = LearningSimulator(SimulatorConfig())
+    prompt_ids = np.arange(256)
+    before = sim.skill.copy()
+    correct = sim.rollout(prompt_ids, 4)
+    assert np.any((correct > 0) & (correct < 4))
+    sim.learn(prompt_ids, 4, correct, np.zeros(256))
+    np.testing.assert_array_equal(sim.skill, before)
+    rollouts_per_prompt = np.tile([1, 3, 4, 12], 64)
+    constant = np.where(np.arange(256) % 2 == 0, 0, rollouts_per_prompt)
+    sim.learn(prompt_ids, rollouts_per_prompt, constant, 5.0)
+    np.testing.assert_array_equal(sim.skill, before)
+
+
+def test_one_learn_step_by_hand() -> None:
+    config = SimulatorConfig(num_prompts=200, num_levels=3, lr=0.12, spread=np.log(2.0), adv_eps=0.0)
+    sim = LearningSimulator(config)
+    level_0, level_1, level_2 = (int(np.flatnonzero(sim.latent_level == d)[0]) for d in range(3))
+    prompt_ids = np.array([level_0, level_2, level_1])
+    rollouts_per_prompt = np.array([4, 2, 6])  # 12 rollouts in all
+    correct = np.array([2, 1, 6])
+    weights = np.array([1.0, 0.5, 3.0])
+    sim.learn(prompt_ids, rollouts_per_prompt, correct, weights)
+    # sum|A|: (n=4, c=2) -> 4 / sqrt(4/3) = 2 sqrt(3); (n=2, c=1) -> 2 / sqrt(2) = sqrt(2); c = n -> 0.
+    gain = 0.12 / 12 * np.array([2 * np.sqrt(3), 0.0, 0.5 * np.sqrt(2)])
+    # Kernel exp(-ln 2 |d - d'|) = 2^-|d - d'|.
+    transfer = np.array([gain[0] + gain[2] / 4, (gain[0] + gain[2]) / 2, gain[0] / 4 + gain[2]])
+    np.testing.assert_allclose(sim.skill, 2.0 + transfer, rtol=0, atol=1e-14)
+
+
+def _uniform_batch(rng: np.random.Generator, num_prompts: int, batch_size: int) -> np.ndarray:
+    return rng.choice(num_prompts, size=batch_size, replace=False)
+
+
+def test_frontier_moves_up_under_uniform_training() -> None:
+    sim = LearningSimulator(SimulatorConfig())
+    sampler = np.random.default_rng(11)
+    initial = sim.frontier()
+    # The 1/(d+1) mix puts the initial frontier near 1.5 (1.496 here; 1.508 with 200k prompts).
+    assert 1.4 <= initial <= 1.6
+    for _ in range(3000):
+        prompt_ids = _uniform_batch(sampler, sim.num_prompts, 256)
+        correct = sim.rollout(prompt_ids, 4)
+        sim.learn(prompt_ids, 4, correct, 1.0)
+    final = sim.frontier()
+    level_success = sim.level_success()
+    assert final - initial >= 1.5  # measured: 1.50 -> 4.9
+    assert level_success[0] > 0.95
+    assert level_success[9] < level_success[0]
+
+
+def test_state_dict_round_trip_through_json() -> None:
+    sampler = np.random.default_rng(5)
+    batches = [_uniform_batch(sampler, 2048, 256) for _ in range(50)]
+    rollouts_per_prompt = np.tile([2, 4, 6], 86)[:256]
+
+    def run(sim: LearningSimulator, steps: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = []
+        for prompt_ids in steps:
+            correct = sim.rollout(prompt_ids, rollouts_per_prompt)
+            sim.learn(prompt_ids, rollouts_per_prompt, correct, 1.0)
+            outputs += [correct, sim.skill.copy()]
+        return outputs
+
+    original = LearningSimulator(SimulatorConfig(seed=7))
+    run(original, batches[:20])
+    saved = json.loads(json.dumps(original.state_dict()))
+    continued = run(original, batches[20:])
+
+    restored = LearningSimulator(SimulatorConfig(seed=8))
+    restored.load_state_dict(saved)
+    np.testing.assert_array_equal(
+        restored.latent_level, LearningSimulator(SimulatorConfig(seed=7)).latent_level
+    )
+    resumed = run(restored, batches[20:])
+    assert len(resumed) == len(continued) == 60
+    for expected, actual in zip(continued, resumed, strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    np.testing.assert_array_equal(restored.level_success(), original.level_success())
+
+
+def test_load_state_dict_rejects_another_shape() -> None:
+    state = LearningSimulator(SimulatorConfig(num_levels=5)).state_dict()
+    with pytest.raises(ValueError, match="levels"):
+        LearningSimulator(SimulatorConfig()).load_state_dict(state)
