@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint format bench-controllers clean
+.PHONY: venv test lint format train base-model bench-controllers clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ format: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# The main job: GRPO on the embedded tiny Qwen3 + synthetic task (CPU). Pass options with ARGS, e.g.
+#   make train ARGS="sampler=prompt_gdro allocator=rollout_gdro"
+train: $(STAMP)
+	$(PY) train.py $(ARGS)
+
+base-model: $(STAMP)
+	$(PY) scripts/base_model.py hydra.run.dir=.cache/hydra-base-model $(ARGS)
 
 bench-controllers: $(STAMP)
 	$(PY) scripts/bench_controllers.py

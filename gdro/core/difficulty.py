@@ -43,6 +43,18 @@ class ClassifierConfig:
     k: int = 8  # for estimator "rate": p_hat = 1 - (1 - p1)^k
     exclude_extremes: bool = False
 
+    def validate(self) -> None:
+        """Fail early, naming the key."""
+        self.edges()
+        if self.window < 1:
+            raise ValueError(f"classifier.window={self.window}: must be >= 1")
+        if self.estimator not in ("any_correct", "rate"):
+            raise ValueError(f"classifier.estimator={self.estimator!r}: use 'any_correct' or 'rate'")
+        if self.k < 1:
+            raise ValueError(f"classifier.k={self.k}: must be >= 1")
+        if self.hysteresis < 0:
+            raise ValueError(f"classifier.hysteresis={self.hysteresis}: must be >= 0")
+
     def edges(self) -> np.ndarray:
         """The B - 1 interior bin edges, validated."""
         if self.bin_edges is None:
@@ -92,12 +104,9 @@ class DifficultyClassifier:
     def __init__(self, num_prompts: int, config: ClassifierConfig | None = None) -> None:
         self.config = config or ClassifierConfig()
         self.num_prompts = int(num_prompts)
+        self.config.validate()
         self.edges = self.config.edges()
         self.num_bins = self.config.num_bins
-        if self.config.window < 1:
-            raise ValueError("classifier.window must be >= 1")
-        if self.config.estimator not in ("any_correct", "rate"):
-            raise ValueError("classifier.estimator must be 'any_correct' or 'rate'")
         n, h = self.num_prompts, self.config.window
         self._windows = _Windows(
             any_correct=np.zeros((n, h), dtype=np.int8),

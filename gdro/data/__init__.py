@@ -1,0 +1,1 @@
+"""Training and evaluation data: the embedded synthetic chain task (`synthetic`)."""

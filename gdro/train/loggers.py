@@ -1,0 +1,75 @@
+"""Where step records go besides metrics.jsonl: Weights & Biases (offline by default) or nowhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from gdro.config import LoggerConfig
+
+
+class Logger(Protocol):
+    """A sink for step records."""
+
+    def log(self, record: dict[str, Any]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoLogger:
+    """`logger=none`: metrics.jsonl only."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Nothing to do."""
+
+    def finish(self) -> None:
+        """Nothing to do."""
+
+
+def flatten(record: dict[str, Any]) -> dict[str, float]:
+    """Per-bin lists become `bins/share/<b>` etc.; None values are dropped (W&B wants numbers)."""
+    flat: dict[str, float] = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            flat.update({f"{key}/{b}": v for b, v in enumerate(value) if v is not None})
+        elif value is not None and key != "step":
+            flat[key] = value
+    return flat
+
+
+class WandbLogger:
+    """A W&B run in the run folder; `mode: offline` needs no account (`wandb sync` it later).
+
+    The run id is kept in `run_dir/wandb_run_id`, so a resumed run continues the same W&B run.
+    """
+
+    def __init__(self, config: LoggerConfig, run_dir: Path, run_config: dict[str, Any]) -> None:
+        import wandb  # imported here: logger=none runs need no W&B at all
+
+        id_file = run_dir / "wandb_run_id"
+        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        id_file.write_text(run_id + "\n")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(
+            project=config.project,
+            entity=config.entity,
+            mode=config.mode,
+            dir=str(run_dir),
+            id=run_id,
+            resume="allow",
+            config=run_config,
+        )
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Log a record at its step."""
+        self.run.log(flatten(record), step=record["step"])
+
+    def finish(self) -> None:
+        """Close the run (flushes the offline files)."""
+        self.run.finish()
+
+
+def build_logger(config: LoggerConfig, run_dir: Path, run_config: dict[str, Any]) -> Logger:
+    """The configured logger."""
+    return WandbLogger(config, run_dir, run_config) if config.name == "wandb" else NoLogger()

@@ -1,0 +1,77 @@
+"""The training loop: one loop for every policy (transformers or the simulator).
+
+eval (step 0) -> for t = 1..T:
+    plan = curriculum.plan(M)            sampler picks/reweights, classifier bins, allocator sets n_i
+    outcome = policy.train_step(plan)    generate, reward, advantages x w_i, PPO updates
+    curriculum.observe(plan, outcome)    classifier records; both adversaries update
+    log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from gdro.config import RunConfig
+from gdro.train.build import build_curriculum, build_policy
+from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from gdro.train.loggers import build_logger
+from gdro.train.metrics import MetricsWriter, step_record
+
+log = logging.getLogger(__name__)
+
+
+def train(
+    run: RunConfig, run_dir: Path, resolved_config: dict[str, Any], progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run (or resume) training into `run_dir`; returns the records written by this call."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2))
+    torch.set_num_threads(run.trainer.torch_threads)
+    torch.manual_seed(run.seed)
+    policy = build_policy(run)
+    curriculum = build_curriculum(run, policy.num_prompts)
+    writer = MetricsWriter(run_dir / "metrics.jsonl")
+    logger = build_logger(run.logger, run_dir, resolved_config)
+    records: list[dict[str, Any]] = []
+
+    def emit(record: dict[str, Any]) -> None:
+        writer.write(record)
+        logger.log(record)
+        records.append(record)
+
+    checkpoint = resolve_resume(run.resume, run_dir)
+    start = 0
+    if checkpoint is not None:
+        start = load_checkpoint(checkpoint, curriculum, policy)
+        writer.truncate_after(start)
+        log.info("resumed from %s at step %d", checkpoint, start)
+    else:
+        writer.truncate_after(-1)
+        emit({"step": 0, **policy.evaluate()})
+
+    trainer = run.trainer
+    bar = tqdm(range(start + 1, trainer.steps + 1), initial=start, total=trainer.steps, disable=not progress)
+    for step in bar:
+        began = time.perf_counter()
+        plan = curriculum.plan(trainer.prompts_per_step)
+        outcome = policy.train_step(plan)
+        report = curriculum.observe(plan, outcome.correct_per_prompt, outcome.surrogate_loss)
+        record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
+        record["time/step_seconds"] = time.perf_counter() - began
+        if step % trainer.eval_every == 0 or step == trainer.steps:
+            record.update(policy.evaluate())
+        emit(record)
+        bar.set_postfix(
+            reward=f"{record['reward/mean']:+.3f}", pass_rate=f"{record['pass/rollout_rate']:.3f}"
+        )
+        if step % trainer.save_every == 0 or step == trainer.steps:
+            save_checkpoint(run_dir, step, curriculum, policy)
+    logger.finish()
+    return records

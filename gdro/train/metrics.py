@@ -1,0 +1,83 @@
+"""The per-step metrics record (the contract of `metrics.jsonl`) and its writer.
+
+One JSON object per training step t >= 1 with at least: step, rollouts/total (sum n_i), rollouts/prompts
+(M), tokens/generated, reward/mean, loss/total, alloc/mu (null without a shadow price), and per-bin lists
+indexed by bin (bin 0 hardest; the excluded group last when there is one): bins/share, bins/weight,
+bins/score, bins/rollouts_per_prompt, bins/reward_mean (null where a bin is absent). Eval steps add
+eval/pass@k, eval/mean@k and their /level_<l> variants. The line with step 0 holds the evaluation
+before the first update.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdro.core.curriculum import BinReport, StepPlan
+from gdro.core.grpo import pass_at_k
+from gdro.train.policy import StepOutcome
+
+BIN_SERIES = ("share", "weight", "score", "rollouts_per_prompt", "reward_mean", "success_rate")
+
+
+def _json_list(values: np.ndarray) -> list[float | None]:
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
+
+
+def step_record(
+    step: int, plan: StepPlan, outcome: StepOutcome, report: BinReport, pass_k: int
+) -> dict[str, Any]:
+    """The metrics of one training step."""
+    rollouts = plan.rollouts_per_prompt
+    correct = outcome.correct_per_prompt
+    success = float(correct.sum() / rollouts.sum())
+    enough = rollouts >= pass_k
+    record: dict[str, Any] = {
+        "step": step,
+        "rollouts/total": int(rollouts.sum()),
+        "rollouts/prompts": len(rollouts),
+        "tokens/generated": outcome.generated_tokens,
+        "reward/mean": 2.0 * success - 1.0,
+        "pass/rollout_rate": success,
+        "pass/any_correct": float((correct > 0).mean()),
+        # Unbiased pass@k over the prompts that got at least k rollouts (spec 2); null when none did.
+        f"pass/at_{pass_k}": float(np.mean(pass_at_k(rollouts[enough], correct[enough], pass_k)))
+        if enough.any()
+        else None,
+        "advantage/weight_max": float(plan.advantage_weights.max()),
+        "alloc/mu": report.shadow_price,
+    }
+    record.update(outcome.metrics)
+    for name in BIN_SERIES:
+        record[f"bins/{name}"] = _json_list(getattr(report, name))
+    return record
+
+
+class MetricsWriter:
+    """Appends records to `metrics.jsonl`; on resume, drops the lines after the checkpoint's step."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only records with step <= `step` (a resumed run rewrites what follows)."""
+        if not self.path.exists():
+            return
+        kept = [
+            line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+        ]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line."""
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All records of a `metrics.jsonl`."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

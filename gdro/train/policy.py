@@ -1,0 +1,46 @@
+"""The policy interface the training loop drives, whatever generates the rollouts.
+
+A policy runs the model side of one step (generate n_i rollouts per prompt, reward them, update) and
+evaluates itself; the curriculum side (which prompts, how many rollouts, which weights) is the loop's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from gdro.core.curriculum import StepPlan
+
+
+@dataclass
+class StepOutcome:
+    """What one policy step produced.
+
+    correct_per_prompt: [M] int, c_i, rollouts with reward +1.
+    surrogate_loss: [M] float or None, the per-prompt surrogate signal l(x_i) (spec section 3).
+    generated_tokens: total completion tokens of the step.
+    metrics: scalar losses and diagnostics (`loss/total`, `loss/policy`, `loss/kl`, ...); None where a
+        policy has no such quantity (the simulator has no loss).
+    """
+
+    correct_per_prompt: np.ndarray
+    surrogate_loss: np.ndarray | None
+    generated_tokens: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+class Policy(Protocol):
+    """Implemented by `HFPolicy` (transformers) and `SimPolicy` (the learning simulator)."""
+
+    num_prompts: int
+
+    def train_step(self, plan: StepPlan) -> StepOutcome: ...
+
+    def evaluate(self) -> dict[str, float]: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...

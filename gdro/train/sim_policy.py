@@ -1,0 +1,59 @@
+"""The learning simulator behind the policy interface: the whole loop with no model (`policy=sim`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gdro.core.curriculum import StepPlan
+from gdro.sim.simulator import LearningSimulator, SimulatorConfig
+from gdro.train.policy import StepOutcome
+
+
+class SimPolicy:
+    """Rollouts are Binomial draws from the simulator; learning is its skill update.
+
+    The simulator makes one on-policy update per step, where the clipped surrogate of every prompt is
+    exactly 0 (ratio 1, group advantages summing to 0): that is its surrogate signal, and it has no
+    loss to report (`loss/*` are None). Evaluation is exact in expectation: per latent level,
+    mean@k = mean p(x) and pass@k = mean 1 - (1 - p(x))^k over the level's prompts.
+    """
+
+    def __init__(self, config: SimulatorConfig, eval_samples: int = 8) -> None:
+        self.simulator = LearningSimulator(config)
+        self.num_prompts = self.simulator.num_prompts
+        self.eval_samples = eval_samples
+
+    def train_step(self, plan: StepPlan) -> StepOutcome:
+        """Roll out n_i per prompt, learn from the advantage-weighted signal."""
+        correct = self.simulator.rollout(plan.prompt_ids, plan.rollouts_per_prompt)
+        self.simulator.learn(plan.prompt_ids, plan.rollouts_per_prompt, correct, plan.advantage_weights)
+        return StepOutcome(
+            correct_per_prompt=correct,
+            surrogate_loss=np.zeros(len(plan.prompt_ids)),
+            generated_tokens=0,
+            metrics={"loss/total": None, "loss/policy": None, "loss/kl": None},
+        )
+
+    def evaluate(self) -> dict[str, float]:
+        """Expected mean@k and pass@k per latent level and pooled over all prompts."""
+        k = self.eval_samples
+        p = self.simulator.success_probability(np.arange(self.num_prompts))
+        levels = self.simulator.latent_level
+        solved = 1.0 - (1.0 - p) ** k
+        metrics = {f"eval/mean@{k}": float(p.mean()), f"eval/pass@{k}": float(solved.mean())}
+        for level in np.unique(levels):
+            in_level = levels == level
+            metrics[f"eval/mean@{k}/level_{level}"] = float(p[in_level].mean())
+            metrics[f"eval/pass@{k}/level_{level}"] = float(solved[in_level].mean())
+        return metrics
+
+    def save(self, directory: Path) -> None:
+        """The simulator's state as JSON."""
+        (directory / "simulator.json").write_text(json.dumps(self.simulator.state_dict()))
+
+    def load(self, directory: Path) -> None:
+        """Restore the simulator's state."""
+        self.simulator.load_state_dict(json.loads((directory / "simulator.json").read_text()))

@@ -1,0 +1,54 @@
+"""Warm-start the embedded base model into the cache (once) and print its held-out mean@k / pass@k per level.
+
+    python scripts/base_model.py [model.warm_start.steps=450] [cache_dir=.cache/gdro]
+
+`train.py` does the same on first use; this shows the frontier RL starts from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gdro.config import parse_run_config
+from gdro.data.synthetic import build_synthetic_splits
+from gdro.engines.hf import HFEngine
+from gdro.evaluation import evaluate_by_level
+from gdro.models.base_model import ensure_base_model, load_base_model
+from gdro.rewards.boxed import integer_match_reward
+from gdro.train.build import grpo_settings
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Build (or reuse) the base model, then evaluate it."""
+    run = parse_run_config(OmegaConf.to_container(cfg, resolve=True))
+    torch.set_num_threads(run.trainer.torch_threads)
+    torch.manual_seed(run.seed)
+    task = run.dataset.task()
+    path = ensure_base_model(
+        Path(run.cache_dir), task, run.model.architecture(), run.model.warm_start, device="cpu"
+    )
+    model, tokenizer = load_base_model(path)
+    settings = grpo_settings(run)
+    metrics = evaluate_by_level(
+        HFEngine(model, tokenizer),
+        build_synthetic_splits(task)[1],
+        integer_match_reward,
+        samples=settings.eval_samples,
+        params=settings.eval_sampling,
+    )
+    k = settings.eval_samples
+    print(f"base model: {path}")
+    print(f"level  steps  mean@{k}  pass@{k}")
+    for level, steps in enumerate(task.level_steps):
+        mean, solved = metrics[f"eval/mean@{k}/level_{level}"], metrics[f"eval/pass@{k}/level_{level}"]
+        print(f"{level:5d}  {steps:5d}  {mean:6.3f}  {solved:6.3f}")
+    print(f"all           {metrics[f'eval/mean@{k}']:6.3f}  {metrics[f'eval/pass@{k}']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""The transformers engine, log-probs, evaluation metrics and the cached warm start, on tiny models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gdro.data.synthetic import ALPHABET, SyntheticTaskConfig, build_synthetic_splits
+from gdro.engines import Generations, HFEngine, SamplingParams, sequence_logprobs
+from gdro.evaluation import evaluate_by_level
+from gdro.models import base_model
+from gdro.models.base_model import WarmStartConfig, ensure_base_model, load_base_model
+from gdro.models.char_tokenizer import build_char_tokenizer
+from gdro.models.tiny import build_tiny_qwen3
+from gdro.rewards import integer_match_reward
+
+TINY = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 128,
+}
+PROMPTS = ["47+3......=", "12-5+9....=", "03+1+2+3-4=", "99+1......="]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_char_tokenizer(ALPHABET)
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=1, **TINY)
+
+
+def test_tiny_model_is_seeded_and_keeps_global_rng(tokenizer):
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=5, **TINY)
+    assert torch.equal(torch.rand(1), expected_next)
+    second = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=5, **TINY)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.config.eos_token_id == tokenizer.eos_token_id
+    assert first.config.pad_token_id == tokenizer.pad_token_id
+
+
+def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
+    engine = HFEngine(model, tokenizer, batch_size=4)
+    counts = [2, 0, 3, 1]
+    params = SamplingParams(max_new_tokens=12)
+    model.train()
+    torch.manual_seed(0)
+    generations = engine.generate(PROMPTS, counts, params)
+    assert model.training, "generate must restore train mode"
+
+    assert generations.prompt_index.tolist() == [0, 0, 2, 2, 2, 3]
+    assert generations.prompt_index.dtype == np.int64
+    for i, prompt_ids in zip(generations.prompt_index, generations.prompt_token_ids, strict=True):
+        assert prompt_ids == tokenizer(PROMPTS[i], add_special_tokens=False)["input_ids"]
+    assert len(generations.completion_token_ids) == len(generations.texts) == sum(counts)
+    for completion in generations.completion_token_ids:
+        assert 1 <= len(completion) <= params.max_new_tokens
+
+    torch.manual_seed(0)
+    again = engine.generate(PROMPTS, counts, params)
+    assert again.completion_token_ids == generations.completion_token_ids
+
+    empty = engine.generate(PROMPTS, [0, 0, 0, 0], params)
+    assert empty.prompt_index.shape == (0,) and empty.texts == []
+    assert engine.generate([], [], params).completion_token_ids == []
+
+
+def test_completions_stop_at_eos_without_padding(model, tokenizer):
+    engine = HFEngine(model, tokenizer, batch_size=16)
+    params = SamplingParams(temperature=1.0, max_new_tokens=40)
+    torch.manual_seed(0)
+    generations = engine.generate(PROMPTS, [10, 10, 10, 10], params)
+    eos = tokenizer.eos_token_id
+    ended = [c for c in generations.completion_token_ids if eos in c]
+    assert ended and len(ended) < 40, "the seed should give both finished and unfinished rollouts"
+    for completion, text in zip(generations.completion_token_ids, generations.texts, strict=True):
+        if eos in completion:
+            assert completion.index(eos) == len(completion) - 1
+        else:
+            # generate pads only after <eos>, so a full-length completion holds no padding
+            assert len(completion) == params.max_new_tokens
+        assert text == tokenizer.decode(completion, skip_special_tokens=True)
+
+
+def test_sequence_logprobs_match_unpadded_forward(model, tokenizer):
+    prompts = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    completions = [[5, 6, 7], [8], [9, 10, 11, 12, 2], []]
+    logprobs, mask = sequence_logprobs(model, prompts, completions)
+    assert logprobs.shape == mask.shape == (4, 5)
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]]
+    assert torch.isfinite(logprobs).all()
+    assert (logprobs[mask == 0] == 0).all()
+
+    with torch.no_grad():
+        for row in range(3):
+            sequence = torch.tensor([prompts[row] + completions[row]])
+            all_logprobs = torch.log_softmax(model(sequence).logits[0].float(), dim=-1)
+            start = len(prompts[row]) - 1
+            positions = torch.arange(start, start + len(completions[row]))
+            expected = all_logprobs[positions, torch.tensor(completions[row])]
+            torch.testing.assert_close(logprobs[row, : len(completions[row])].detach(), expected)
+
+    model.zero_grad()
+    (logprobs.sum() / mask.sum()).backward()
+    assert model.model.embed_tokens.weight.grad is not None
+    assert torch.isfinite(model.model.embed_tokens.weight.grad).all()
+
+
+class _ScriptedEngine:
+    """Answers prompt i correctly on its first correct_counts[i] samples."""
+
+    def __init__(self, answers, correct_counts):
+        self.answers, self.correct_counts = answers, correct_counts
+
+    def generate(self, prompts, counts, params):
+        prompt_index = np.repeat(np.arange(len(prompts)), counts)
+        texts = []
+        for i in range(len(prompts)):
+            for j in range(counts[i]):
+                wrong = (int(self.answers[i]) + 1) % 100
+                texts.append(f"\\boxed{{{self.answers[i] if j < self.correct_counts[i] else wrong}}}")
+        empty = [[] for _ in texts]
+        return Generations(prompt_index, empty, empty, texts)
+
+
+def test_evaluate_by_level_metrics():
+    _, evaluation = build_synthetic_splits(
+        SyntheticTaskConfig(num_train=10, num_eval_per_level=2, level_steps=(1, 2))
+    )
+    engine = _ScriptedEngine(evaluation["answer"], correct_counts=[4, 0, 1, 0])
+    metrics = evaluate_by_level(engine, evaluation, integer_match_reward, samples=4)
+    assert metrics == pytest.approx(
+        {
+            "eval/mean@4": 5 / 16,
+            "eval/pass@4": 0.5,
+            "eval/mean@4/level_0": 0.5,
+            "eval/pass@4/level_0": 0.5,
+            "eval/mean@4/level_1": 0.125,
+            "eval/pass@4/level_1": 0.5,
+        }
+    )
+
+
+def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
+    task = SyntheticTaskConfig(num_train=16, num_eval_per_level=2)
+    warm_start = WarmStartConfig(steps=5, batch_size=8, warmup_steps=1)
+    path = ensure_base_model(tmp_path, task, TINY, warm_start, device="cpu")
+    record = json.loads((path / "warm_start.json").read_text())
+    assert record["history"][-1]["step"] == 5
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no staging directory may remain"
+
+    def refuse_to_train(*args, **kwargs):
+        raise AssertionError("a cached base model must not be retrained")
+
+    monkeypatch.setattr(base_model, "train_warm_start", refuse_to_train)
+    assert ensure_base_model(tmp_path, task, TINY, warm_start) == path
+
+    model, tokenizer = load_base_model(path)
+    assert not model.training
+    assert model.config.hidden_size == TINY["hidden_size"]
+    assert tokenizer.padding_side == "left"
+    assert tokenizer("47+3=")["input_ids"] == build_char_tokenizer(ALPHABET)("47+3=")["input_ids"]
+    generations = HFEngine(model, tokenizer).generate(["47+3="], [2], SamplingParams(max_new_tokens=4))
+    assert len(generations.texts) == 2
+
+    with pytest.raises(AssertionError, match="must not be retrained"):
+        ensure_base_model(tmp_path, task, TINY, WarmStartConfig(steps=6, batch_size=8, warmup_steps=1))
+
+
+def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer):
+    """On-policy PPO needs ratio 1: the right-padded scoring pass must match generate's own scores."""
+    prompts = ["47+3=", "12-5+9+1+2+3=", "3="]
+    batch = tokenizer(prompts, padding=True, return_tensors="pt")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model.eval().generate(
+            **batch,
+            do_sample=True,
+            top_k=0,
+            max_new_tokens=6,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=-1,
+        )
+    completions = out.sequences[:, batch["input_ids"].shape[1] :]
+    expected = torch.stack(out.logits, 1).log_softmax(-1).gather(-1, completions[..., None]).squeeze(-1)
+    prompt_ids = [tokenizer(p)["input_ids"] for p in prompts]
+    with torch.no_grad():
+        logprobs, _ = sequence_logprobs(model, prompt_ids, completions.tolist())
+    torch.testing.assert_close(logprobs, expected, atol=1e-5, rtol=1e-5)

@@ -1,0 +1,93 @@
+"""`train.py` with the transformers policy: every sampler x allocator pair, resume, and learning.
+
+A session fixture warm-starts a very small base model once (a shared cache folder); every run here
+then takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from conf_helpers import compose_config
+
+from gdro.config import parse_run_config
+from gdro.train.build import build_policy
+from gdro.train.loop import train
+from gdro.train.metrics import read_metrics
+
+QUICK = [
+    "logger=none",
+    "dataset.num_train=256",
+    "dataset.num_eval_per_level=2",
+    "model.warm_start.steps=40",
+    "model.warm_start.batch_size=32",
+    "trainer.prompts_per_step=8",
+    "trainer.max_new_tokens=48",
+    "trainer.eval_samples=2",
+]
+
+PAIRS = [
+    ("uniform", "fixed", []),
+    ("prompt_gdro", "fixed", []),
+    ("prompt_gdro", "fixed", ["sampler.mode=resample"]),
+    ("uniform", "rollout_gdro", []),
+    ("uniform", "sqrt_optimal", []),
+    ("prompt_gdro", "rollout_gdro", []),
+    ("prompt_gdro_paper", "rollout_gdro_paper", []),
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("base-model-cache")
+
+
+def run_hf(run_dir: Path, cache_dir: Path, overrides: list[str]) -> list[dict]:
+    config = compose_config([*QUICK, f"cache_dir={cache_dir}", *overrides])
+    train(parse_run_config(config), run_dir, config, progress=False)
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
+@pytest.mark.parametrize(("sampler", "allocator", "extra"), PAIRS)
+def test_sampler_allocator_pairs_train_end_to_end(
+    tmp_path: Path, cache_dir: Path, sampler: str, allocator: str, extra: list[str]
+) -> None:
+    records = run_hf(
+        tmp_path, cache_dir, [f"sampler={sampler}", f"allocator={allocator}", "trainer.steps=2", *extra]
+    )
+    assert [r["step"] for r in records] == [0, 1, 2]
+    for record in records[1:]:
+        assert record["rollouts/total"] == 4 * 8 and record["rollouts/prompts"] == 8
+        assert record["tokens/generated"] > 0
+        for key in ("loss/total", "loss/policy", "loss/kl", "reward/mean"):
+            assert math.isfinite(record[key]), key
+        assert len(record["bins/share"]) == 10 and abs(sum(record["bins/share"]) - 1) < 1e-9
+        assert ("alloc/mu" in record) and (
+            (record["alloc/mu"] is None) == (allocator in ("fixed", "sqrt_optimal"))
+        )
+    assert "eval/pass@2/level_0" in records[0] and "eval/mean@2" in records[-1]
+    assert (tmp_path / "checkpoints" / "step_000002" / "policy.pt").exists()
+
+
+def test_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
+    common = ["sampler=prompt_gdro", "allocator=rollout_gdro", "trainer.eval_every=2", "trainer.save_every=2"]
+    straight = run_hf(tmp_path / "straight", cache_dir, [*common, "trainer.steps=4"])
+    run_hf(tmp_path / "split", cache_dir, [*common, "trainer.steps=2"])
+    resumed = run_hf(tmp_path / "split", cache_dir, [*common, "trainer.steps=4", "resume=latest"])
+
+    def comparable(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+    assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4]
+    assert comparable(resumed) == comparable(straight)
+
+
+def test_kl_coefficient_zero_skips_the_reference_model(cache_dir: Path) -> None:
+    with_kl = build_policy(parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}"])))
+    without = build_policy(
+        parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}", "trainer.kl_coef=0"]))
+    )
+    assert with_kl.reference is not None
+    assert without.reference is None

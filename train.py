@@ -1,0 +1,33 @@
+"""Train a policy with GRPO, Prompt-GDRO and/or Rollout-GDRO: `python train.py [group=choice] [key=value]`.
+
+python train.py                                         # GRPO on the embedded tiny model (CPU)
+python train.py sampler=prompt_gdro allocator=rollout_gdro trainer.steps=100
+python train.py policy=sim trainer.steps=2000           # the controllers on the learning simulator
+python train.py resume=outputs/DATE/TIME                # continue a run from its latest checkpoint
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from gdro.config import parse_run_config
+from gdro.train.loop import train
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Validate the composed config, then train into Hydra's run folder."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run = parse_run_config(resolved)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    logging.getLogger(__name__).info("run folder: %s", run_dir)
+    train(run, run_dir, resolved)
+
+
+if __name__ == "__main__":
+    main()
