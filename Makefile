@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint format train base-model bench-controllers clean
+.PHONY: venv test lint format train base-model plots bench-controllers clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ train: $(STAMP)
 
 base-model: $(STAMP)
 	$(PY) scripts/base_model.py hydra.run.dir=.cache/hydra-base-model $(ARGS)
+
+# make plots RUN="outputs/DATE/TIME [more runs]" ARGS="--out DIR"
+plots: $(STAMP)
+	$(PY) scripts/plot_curriculum.py $(RUN) $(ARGS)
 
 bench-controllers: $(STAMP)
 	$(PY) scripts/bench_controllers.py

@@ -51,6 +51,7 @@ class TrainerConfig:
     max_new_tokens: int = 64
     eval_every: int = 50
     save_every: int = 50
+    plot_every: int = 100
     eval_samples: int = 8
     eval_temperature: float = 0.6
     eval_top_p: float = 0.8
@@ -59,7 +60,15 @@ class TrainerConfig:
 
     def validate(self) -> None:
         """Ranges and accepted values."""
-        positive = ("steps", "prompts_per_step", "ppo_mini_batches", "ppo_epochs", "eval_every", "save_every")
+        positive = (
+            "steps",
+            "prompts_per_step",
+            "ppo_mini_batches",
+            "ppo_epochs",
+            "eval_every",
+            "save_every",
+            "plot_every",
+        )
         for name in (*positive, "eval_samples", "max_new_tokens", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 1")

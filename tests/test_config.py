@@ -87,7 +87,7 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
         (["allocator.nbar=4.5", "trainer.prompts_per_step=7"], "not a whole number of rollouts"),
         (["classifier.num_bins=4"], "classifier.num_bins=4 has no edge preset"),
         (["classifier.estimator=mean"], "classifier.estimator='mean'"),
-        (["trainer.prompts_per_step=5000"], "exceeds dataset.num_train=4096"),
+        (["trainer.prompts_per_step=5000"], "exceeds dataset.num_train=1024"),
         (["policy=sim", "trainer.prompts_per_step=4096"], "exceeds policy.num_prompts=2048"),
         (["trainer.ppo_mini_batches=100"], "trainer.ppo_mini_batches=100 exceeds"),
         (["logger.mode=cloud"], "logger.mode='cloud'"),

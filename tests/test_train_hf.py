@@ -91,3 +91,56 @@ def test_kl_coefficient_zero_skips_the_reference_model(cache_dir: Path) -> None:
     )
     assert with_kl.reference is not None
     assert without.reference is None
+
+
+LEARNING = [
+    "logger=none",
+    "dataset.level_steps=[1,2]",
+    "dataset.num_train=8",
+    "dataset.num_eval_per_level=2",
+    "model.warm_start.steps=300",
+    "model.warm_start.batch_size=32",
+    "trainer.prompts_per_step=8",
+    "allocator.nbar=8",
+    "allocator.n_max=16",
+    "trainer.max_new_tokens=16",
+    "trainer.eval_samples=2",
+    "trainer.lr=0.001",
+    "trainer.warmup_steps=0",
+    "trainer.ppo_mini_batches=1",
+    "trainer.steps=20",
+    "trainer.eval_every=1000",
+]
+
+
+def _success_first_and_last(run_dir: Path, cache_dir: Path) -> tuple[float, float]:
+    config = compose_config([*LEARNING, f"cache_dir={cache_dir}"])
+    train(parse_run_config(config), run_dir, config, progress=False)
+    rates = [r["pass/rollout_rate"] for r in read_metrics(run_dir / "metrics.jsonl")[1:]]
+    return sum(rates[:5]) / 5, sum(rates[-5:]) / 5
+
+
+def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cache_dir: Path) -> None:
+    """8 short-chain prompts x 8 rollouts, 20 seeded GRPO steps from a weak base model.
+
+    Measured: the rollout success rate went from 0.30 (steps 1-5) to 0.47 (steps 16-20).
+    """
+    first, last = _success_first_and_last(tmp_path, cache_dir)
+    assert last >= first + 0.08
+
+
+def test_the_learning_test_fails_when_the_update_sign_is_flipped(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run with negated advantages in the PPO loss (measured: success 0.09 -> 0.0)."""
+    from gdro.train import hf_policy
+
+    surrogate = hf_policy.clipped_surrogate_loss
+
+    def flipped(logprobs, old_logprobs, advantages, **kwargs):
+        return surrogate(logprobs, old_logprobs, -advantages, **kwargs)
+
+    monkeypatch.setattr(hf_policy, "clipped_surrogate_loss", flipped)
+    first, last = _success_first_and_last(tmp_path, cache_dir)
+    assert not last >= first + 0.08
+    assert last < first

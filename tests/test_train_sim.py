@@ -89,3 +89,13 @@ def test_sim_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
         return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
 
     assert comparable(resumed) == comparable(straight)
+
+
+def test_wandb_offline_logging_writes_a_syncable_run(tmp_path: Path) -> None:
+    config = compose_config(["policy=sim", "logger=wandb", "trainer.steps=5", "trainer.eval_every=5"])
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    run_id = (tmp_path / "wandb_run_id").read_text().strip()
+    assert offline_runs[0].name.endswith(run_id)
+    assert list(offline_runs[0].glob("*.wandb")), "no offline history file to `wandb sync`"

@@ -153,7 +153,7 @@ class SyntheticTaskConfig:
     """
 
     seed: int = 0
-    num_train: int = 4096
+    num_train: int = 1024
     num_eval_per_level: int = 32
     level_steps: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
     level_mix_power: float = 1.0

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import os
+import uuid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gdro.config import LoggerConfig
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Logger(Protocol):
     """A sink for step records."""
 
     def log(self, record: dict[str, Any]) -> None: ...
+
+    def log_figures(self, step: int, figures: dict[str, Figure]) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -21,6 +28,9 @@ class NoLogger:
     """`logger=none`: metrics.jsonl only."""
 
     def log(self, record: dict[str, Any]) -> None:
+        """Nothing to do."""
+
+    def log_figures(self, step: int, figures: dict[str, Figure]) -> None:
         """Nothing to do."""
 
     def finish(self) -> None:
@@ -48,7 +58,7 @@ class WandbLogger:
         import wandb  # imported here: logger=none runs need no W&B at all
 
         id_file = run_dir / "wandb_run_id"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
         id_file.write_text(run_id + "\n")
         os.environ.setdefault("WANDB_SILENT", "true")
         self.run = wandb.init(
@@ -64,6 +74,19 @@ class WandbLogger:
     def log(self, record: dict[str, Any]) -> None:
         """Log a record at its step."""
         self.run.log(flatten(record), step=record["step"])
+
+    def log_figures(self, step: int, figures: dict[str, Figure]) -> None:
+        """Figures as W&B images at `step` (through PNG bytes: wandb.Image(fig) needs pyplot figures)."""
+        import wandb
+        from PIL import Image
+
+        images = {}
+        for name, figure in figures.items():
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=100)
+            buffer.seek(0)
+            images[name] = wandb.Image(Image.open(buffer))
+        self.run.log(images, step=step)
 
     def finish(self) -> None:
         """Close the run (flushes the offline files)."""

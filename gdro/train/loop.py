@@ -23,6 +23,9 @@ from gdro.train.build import build_curriculum, build_policy
 from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
+from gdro.viz.curriculum import heatmap_figure, load_run, summary_table
+
+HEATMAPS = ("share", "weight", "rollouts_per_prompt", "reward_mean")
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,16 @@ def train(
         if step % trainer.eval_every == 0 or step == trainer.steps:
             record.update(policy.evaluate())
         emit(record)
+        if step % trainer.plot_every == 0 or step == trainer.steps:
+            run_so_far = load_run(run_dir)
+            logger.log_figures(
+                step, {f"curriculum/{key}": heatmap_figure(run_so_far, key) for key in HEATMAPS}
+            )
         bar.set_postfix(
             reward=f"{record['reward/mean']:+.3f}", pass_rate=f"{record['pass/rollout_rate']:.3f}"
         )
         if step % trainer.save_every == 0 or step == trainer.steps:
             save_checkpoint(run_dir, step, curriculum, policy)
     logger.finish()
+    log.info("summary of %s\n%s", run_dir, summary_table(load_run(run_dir)))
     return records
