@@ -55,6 +55,10 @@ class BinReport:
     shadow_price: float | None
 
 
+# The per-bin fields of `BinReport`, logged as `bins/<name>` lists (the metrics.jsonl contract).
+BIN_SERIES = ("share", "weight", "score", "rollouts_per_prompt", "reward_mean", "success_rate")
+
+
 class Curriculum:
     """Holds the classifier, the data adversary (sampler) and the compute adversary (allocator)."""
 

@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from gdro.core.curriculum import BinReport, StepPlan
+from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
 from gdro.core.grpo import pass_at_k
 from gdro.train.policy import StepOutcome
-
-BIN_SERIES = ("share", "weight", "score", "rollouts_per_prompt", "reward_mean", "success_rate")
 
 
 def _json_list(values: np.ndarray) -> list[float | None]:

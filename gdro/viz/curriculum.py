@@ -30,11 +30,8 @@ import pandas as pd
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from gdro.core.curriculum import BIN_SERIES
 from gdro.core.difficulty import BIN_EDGE_PRESETS
-
-# The per-bin series of the metrics contract (`gdro.train.metrics.BIN_SERIES`, kept here so plotting
-# does not import torch).
-BIN_SERIES = ("share", "weight", "score", "rollouts_per_prompt", "reward_mean", "success_rate")
 
 # Every PNG `write_run_plots` writes into RUN_DIR/plots/, and the multi-run comparison.
 HEATMAP_FILES = {
