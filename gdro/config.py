@@ -56,6 +56,7 @@ class TrainerConfig:
     eval_temperature: float = 0.6
     eval_top_p: float = 0.8
     eval_top_k: int = 20
+    eval_at_rollout_temperature: bool = True
     torch_threads: int = 2
 
     def validate(self) -> None:

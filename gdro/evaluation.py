@@ -18,12 +18,14 @@ def evaluate_by_level(
     reward_fn: Callable[[str, str], float],
     samples: int = 8,
     params: SamplingParams = VALIDATION_SAMPLING,
+    prefix: str = "eval",
 ) -> dict[str, float]:
     """`samples` completions per prompt; a sample is correct when reward_fn(text, answer) > 0.
 
     With k = samples: mean@k = mean over prompts of the fraction of correct samples; pass@k = the
-    fraction of prompts with at least one correct sample. Keys: eval/mean@k, eval/pass@k (pooled
-    over all prompts) and eval/mean@k/level_<l>, eval/pass@k/level_<l> for each level present.
+    fraction of prompts with at least one correct sample. Keys: <prefix>/mean@k, <prefix>/pass@k
+    (pooled over all prompts) and <prefix>/mean@k/level_<l>, <prefix>/pass@k/level_<l> for each
+    level present.
     """
     prompts, answers = eval_dataset["prompt"], eval_dataset["answer"]
     levels = np.asarray(eval_dataset["level"])
@@ -39,11 +41,11 @@ def evaluate_by_level(
     pass_at_k = (correct_per_prompt > 0).astype(np.float64)
 
     metrics = {
-        f"eval/mean@{samples}": float(mean_at_k.mean()),
-        f"eval/pass@{samples}": float(pass_at_k.mean()),
+        f"{prefix}/mean@{samples}": float(mean_at_k.mean()),
+        f"{prefix}/pass@{samples}": float(pass_at_k.mean()),
     }
     for level in np.unique(levels):
         in_level = levels == level
-        metrics[f"eval/mean@{samples}/level_{level}"] = float(mean_at_k[in_level].mean())
-        metrics[f"eval/pass@{samples}/level_{level}"] = float(pass_at_k[in_level].mean())
+        metrics[f"{prefix}/mean@{samples}/level_{level}"] = float(mean_at_k[in_level].mean())
+        metrics[f"{prefix}/pass@{samples}/level_{level}"] = float(pass_at_k[in_level].mean())
     return metrics

@@ -149,6 +149,8 @@ def test_evaluate_by_level_metrics():
             "eval/pass@4/level_1": 0.5,
         }
     )
+    prefixed = evaluate_by_level(engine, evaluation, integer_match_reward, samples=4, prefix="eval_rollout")
+    assert prefixed == {key.replace("eval/", "eval_rollout/"): value for key, value in metrics.items()}
 
 
 def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
@@ -177,8 +179,10 @@ def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
         ensure_base_model(tmp_path, task, TINY, WarmStartConfig(steps=6, batch_size=8, warmup_steps=1))
 
 
-def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer):
-    """On-policy PPO needs ratio 1: the right-padded scoring pass must match generate's own scores."""
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer, temperature):
+    """On-policy PPO needs ratio 1: the right-padded scoring pass must match the distribution
+    generate sampled from (its processed scores: the logits divided by the temperature)."""
     prompts = ["47+3=", "12-5+9+1+2+3=", "3="]
     batch = tokenizer(prompts, padding=True, return_tensors="pt")
     torch.manual_seed(0)
@@ -186,16 +190,25 @@ def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer):
         out = model.eval().generate(
             **batch,
             do_sample=True,
+            temperature=temperature,
             top_k=0,
             max_new_tokens=6,
-            output_logits=True,
+            output_scores=True,
             return_dict_in_generate=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=-1,
         )
     completions = out.sequences[:, batch["input_ids"].shape[1] :]
-    expected = torch.stack(out.logits, 1).log_softmax(-1).gather(-1, completions[..., None]).squeeze(-1)
+    expected = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, completions[..., None]).squeeze(-1)
     prompt_ids = [tokenizer(p)["input_ids"] for p in prompts]
     with torch.no_grad():
-        logprobs, _ = sequence_logprobs(model, prompt_ids, completions.tolist())
+        logprobs, _ = sequence_logprobs(model, prompt_ids, completions.tolist(), temperature)
+        untempered, _ = sequence_logprobs(model, prompt_ids, completions.tolist())
     torch.testing.assert_close(logprobs, expected, atol=1e-5, rtol=1e-5)
+    if temperature != 1.0:
+        assert not torch.allclose(untempered, expected, atol=1e-3), "the temperature must matter"
+
+
+def test_sequence_logprobs_refuse_temperature_zero(model, tokenizer):
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        sequence_logprobs(model, [[5]], [[6]], temperature=0.0)

@@ -68,6 +68,7 @@ def test_sampler_allocator_pairs_train_end_to_end(
             (record["alloc/mu"] is None) == (allocator in ("fixed", "sqrt_optimal"))
         )
     assert "eval/pass@2/level_0" in records[0] and "eval/mean@2" in records[-1]
+    assert "eval_rollout/mean@2/level_0" in records[0] and "eval_rollout/pass@2" in records[-1]
     assert (tmp_path / "checkpoints" / "step_000002" / "policy.pt").exists()
 
 
@@ -108,31 +109,41 @@ LEARNING = [
     "trainer.lr=0.001",
     "trainer.warmup_steps=0",
     "trainer.ppo_mini_batches=1",
-    "trainer.steps=20",
+    "trainer.steps=40",
     "trainer.eval_every=1000",
 ]
+LEARNING_SEEDS = (0, 1, 2)
+MIN_MEAN_GAIN = 0.1
 
 
-def _success_first_and_last(run_dir: Path, cache_dir: Path) -> tuple[float, float]:
-    config = compose_config([*LEARNING, f"cache_dir={cache_dir}"])
+def _success_first_and_last(run_dir: Path, cache_dir: Path, seed: int) -> tuple[float, float]:
+    """Mean rollout success rate over the first 5 and the last 5 of 40 steps."""
+    config = compose_config([*LEARNING, f"cache_dir={cache_dir}", f"seed={seed}"])
     train(parse_run_config(config), run_dir, config, progress=False)
     rates = [r["pass/rollout_rate"] for r in read_metrics(run_dir / "metrics.jsonl")[1:]]
     return sum(rates[:5]) / 5, sum(rates[-5:]) / 5
 
 
 def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cache_dir: Path) -> None:
-    """8 short-chain prompts x 8 rollouts, 20 seeded GRPO steps from a weak base model.
+    """8 short-chain prompts x 8 rollouts, 40 GRPO steps from a weak base model, 3 seeds.
 
-    Measured: the rollout success rate went from 0.30 (steps 1-5) to 0.47 (steps 16-20).
+    One seed is too noisy to judge (measured over 20 steps: gains of 0.04 to 0.19 across seeds).
+    Measured over 40 steps, success rate of steps 1-5 -> steps 36-40: seed 0 0.21 -> 0.46,
+    seed 1 0.08 -> 0.18, seed 2 0.22 -> 0.46 (mean gain 0.19).
     """
-    first, last = _success_first_and_last(tmp_path, cache_dir)
-    assert last >= first + 0.08
+    gains = []
+    for seed in LEARNING_SEEDS:
+        first, last = _success_first_and_last(tmp_path / f"seed{seed}", cache_dir, seed)
+        gains.append(last - first)
+    assert min(gains) > 0, gains
+    assert sum(gains) / len(gains) >= MIN_MEAN_GAIN, gains
 
 
 def test_the_learning_test_fails_when_the_update_sign_is_flipped(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same run with negated advantages in the PPO loss (measured: success 0.09 -> 0.0)."""
+    """The same runs with negated advantages in the PPO loss (measured: success 0.21 -> 0.15,
+    0.08 -> 0.00, 0.22 -> 0.15)."""
     from gdro.train import hf_policy
 
     surrogate = hf_policy.clipped_surrogate_loss
@@ -141,6 +152,8 @@ def test_the_learning_test_fails_when_the_update_sign_is_flipped(
         return surrogate(logprobs, old_logprobs, -advantages, **kwargs)
 
     monkeypatch.setattr(hf_policy, "clipped_surrogate_loss", flipped)
-    first, last = _success_first_and_last(tmp_path, cache_dir)
-    assert not last >= first + 0.08
-    assert last < first
+    gains = []
+    for seed in LEARNING_SEEDS:
+        first, last = _success_first_and_last(tmp_path / f"seed{seed}", cache_dir, seed)
+        gains.append(last - first)
+    assert max(gains) < 0, gains

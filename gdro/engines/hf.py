@@ -106,11 +106,16 @@ def sequence_logprobs(
     model: PreTrainedModel,
     prompt_token_ids: Sequence[Sequence[int]],
     completion_token_ids: Sequence[Sequence[int]],
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log pi(y_t | x, y_<t) of each completion, in one right-padded forward pass.
+    """Per-token log pi_T(y_t | x, y_<t) = log softmax(z_t / T)[y_t] of each completion, in one
+    right-padded forward pass.
 
-    Right padding keeps positions 0..len-1 for every sequence, as in generation with left padding
-    (where positions come from the attention mask). Gradients flow; call under no_grad to skip them.
+    T is the temperature the completions were sampled at, so that the PPO ratio and the policy
+    gradient refer to the distribution that produced them (verl divides the logits the same way).
+    Top-k / top-p filters are not applied: training rollouts leave them off. Right padding keeps
+    positions 0..len-1 for every sequence, as in generation with left padding (where positions come
+    from the attention mask). Gradients flow; call under no_grad to skip them.
 
     Returns:
         logprobs: [S, T] float32, T = longest completion; 0 where masked.
@@ -118,6 +123,8 @@ def sequence_logprobs(
     """
     if len(prompt_token_ids) != len(completion_token_ids):
         raise ValueError("prompt and completion lists differ in length")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to score samples, got {temperature}")
     num_sequences = len(prompt_token_ids)
     prompt_lengths = [len(p) for p in prompt_token_ids]
     completion_lengths = [len(c) for c in completion_token_ids]
@@ -150,6 +157,6 @@ def sequence_logprobs(
     gather_positions, targets, mask = gather_positions.to(device), targets.to(device), mask.to(device)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
     rows = torch.arange(num_sequences, device=device)[:, None]
-    completion_logits = logits[rows, gather_positions].float()
+    completion_logits = logits[rows, gather_positions].float() / temperature
     logprobs = torch.log_softmax(completion_logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)
     return logprobs * mask, mask

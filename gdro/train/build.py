@@ -54,6 +54,7 @@ def grpo_settings(run: RunConfig) -> GRPOSettings:
         rollout_sampling=SamplingParams(t.temperature, t.top_p, t.top_k, t.max_new_tokens),
         eval_sampling=SamplingParams(t.eval_temperature, t.eval_top_p, t.eval_top_k, t.max_new_tokens),
         eval_samples=t.eval_samples,
+        eval_at_rollout_temperature=t.eval_at_rollout_temperature,
     )
 
 

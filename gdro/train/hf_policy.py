@@ -5,7 +5,8 @@ One step, given the curriculum's plan (prompt ids, n_i, advantage multipliers w_
   2. reward r_ij = +1 / -1 from the task's verifier;
   3. A_ij = group advantage keyed by prompt id (groups of unequal size), clipped; A~_ij = w_i A_ij;
   4. old log-probs (and the frozen reference's, when the KL coefficient is > 0) per mini-batch, from
-     the policy before any update;
+     the policy before any update; every log-prob is taken at the rollout temperature T,
+     log softmax(z / T), the distribution the rollouts came from;
   5. for each PPO epoch and mini-batch of prompts: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3);
      one AdamW step with gradient clipping;
   6. the per-prompt surrogate signal l(x_i): mean over x_i's responses of the token-averaged clipped loss
@@ -52,6 +53,7 @@ class GRPOSettings:
     rollout_sampling: SamplingParams
     eval_sampling: SamplingParams
     eval_samples: int
+    eval_at_rollout_temperature: bool = False
 
 
 @dataclass
@@ -126,10 +128,12 @@ class HFPolicy:
                 generations.completion_token_ids[r] for r in rows
             ]
 
+        temperature = s.rollout_sampling.temperature
+
         with torch.no_grad():
-            old = [sequence_logprobs(self.model, *tokens(rows))[0] for rows in chunks]
+            old = [sequence_logprobs(self.model, *tokens(rows), temperature)[0] for rows in chunks]
             ref = (
-                [sequence_logprobs(self.reference, *tokens(rows))[0] for rows in chunks]
+                [sequence_logprobs(self.reference, *tokens(rows), temperature)[0] for rows in chunks]
                 if s.kl_coef > 0
                 else None
             )
@@ -145,7 +149,7 @@ class HFPolicy:
         self.model.train()
         for _ in range(s.ppo_epochs):
             for index, rows in enumerate(chunks):
-                logprobs, mask = sequence_logprobs(self.model, *tokens(rows))
+                logprobs, mask = sequence_logprobs(self.model, *tokens(rows), temperature)
                 token_loss, clipped = clipped_surrogate_loss(
                     logprobs, old[index], weighted[rows], clip_low=s.clip_low, clip_high=s.clip_high
                 )
@@ -194,14 +198,30 @@ class HFPolicy:
         )
 
     def evaluate(self) -> dict[str, float]:
-        """mean@k and pass@k per level and pooled on the held-out split (spec section 6)."""
-        return evaluate_by_level(
+        """mean@k and pass@k per level and pooled on the held-out split (spec section 6): eval/...
+
+        With `eval_at_rollout_temperature`, the same prompts are also sampled with the rollout
+        settings (eval_rollout/...): RL first improves the distribution it samples from, which the
+        near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
+        """
+        s = self.settings
+        metrics = evaluate_by_level(
             self.engine,
             self.task.eval_split,
             self.task.reward,
-            samples=self.settings.eval_samples,
-            params=self.settings.eval_sampling,
+            samples=s.eval_samples,
+            params=s.eval_sampling,
         )
+        if s.eval_at_rollout_temperature:
+            metrics |= evaluate_by_level(
+                self.engine,
+                self.task.eval_split,
+                self.task.reward,
+                samples=s.eval_samples,
+                params=s.rollout_sampling,
+                prefix="eval_rollout",
+            )
+        return metrics
 
     def save(self, directory: Path) -> None:
         """Model, optimizer and scheduler state (exact, for resume)."""

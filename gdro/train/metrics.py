@@ -4,8 +4,9 @@ One JSON object per training step t >= 1 with at least: step, rollouts/total (su
 (M), tokens/generated, reward/mean, loss/total, alloc/mu (null without a shadow price), and per-bin lists
 indexed by bin (bin 0 hardest; the excluded group last when there is one): bins/share, bins/weight,
 bins/score, bins/rollouts_per_prompt, bins/reward_mean (null where a bin is absent). Eval steps add
-eval/pass@k, eval/mean@k and their /level_<l> variants. The line with step 0 holds the evaluation
-before the first update.
+eval/pass@k, eval/mean@k and their /level_<l> variants (model policies with
+trainer.eval_at_rollout_temperature also add the same under eval_rollout/). The line with step 0 holds
+the evaluation before the first update.
 """
 
 from __future__ import annotations
