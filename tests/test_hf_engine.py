@@ -10,7 +10,7 @@ from gdro.data.synthetic import ALPHABET, SyntheticTaskConfig, build_synthetic_s
 from gdro.engines import Generations, HFEngine, SamplingParams, sequence_logprobs
 from gdro.evaluation import evaluate_by_level
 from gdro.models import base_model
-from gdro.models.base_model import WarmStartConfig, ensure_base_model, load_base_model
+from gdro.models.base_model import WarmStartConfig, config_hash, ensure_base_model, load_base_model
 from gdro.models.char_tokenizer import build_char_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.rewards import integer_match_reward
@@ -151,6 +151,20 @@ def test_evaluate_by_level_metrics():
     )
     prefixed = evaluate_by_level(engine, evaluation, integer_match_reward, samples=4, prefix="eval_rollout")
     assert prefixed == {key.replace("eval/", "eval_rollout/"): value for key, value in metrics.items()}
+
+
+def test_base_model_hash_ignores_what_the_warm_start_does_not_read():
+    task, warm = SyntheticTaskConfig(), WarmStartConfig()
+    same = config_hash(task, TINY, warm)
+    assert config_hash(SyntheticTaskConfig(num_train=77, level_mix_power=0.3), TINY, warm) == same
+    for other_task in (
+        SyntheticTaskConfig(seed=1),
+        SyntheticTaskConfig(num_eval_per_level=5),
+        SyntheticTaskConfig(level_steps=(1, 2, 3)),
+    ):
+        assert config_hash(other_task, TINY, warm) != same
+    assert config_hash(task, {**TINY, "hidden_size": 64}, warm) != same
+    assert config_hash(task, TINY, WarmStartConfig(steps=451)) != same
 
 
 def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):

@@ -73,12 +73,21 @@ class WarmStartConfig:
 def config_hash(
     task_config: SyntheticTaskConfig, model_kwargs: dict[str, Any], warm_start: WarmStartConfig
 ) -> str:
-    """A short, stable hash of everything that determines the base model."""
+    """A short, stable hash of everything that determines the base model.
+
+    Of the task, only what the warm start reads counts: the chain lengths (and so the slots) and the
+    eval split it must avoid (seed, num_eval_per_level). The RL train split's size and level mix do
+    not, so runs that vary them start from the same base model.
+    """
     payload = {
         "version": CACHE_FORMAT_VERSION,
         "alphabet": ALPHABET,
         "task_format": ChainProblem(47, (3, -9, 5), 4).prompt + ChainProblem(47, (3, -9, 5), 4).completion,
-        "task": asdict(task_config),
+        "task": {
+            "seed": task_config.seed,
+            "num_eval_per_level": task_config.num_eval_per_level,
+            "level_steps": list(task_config.level_steps),
+        },
         "model": model_kwargs,
         "warm_start": asdict(warm_start),
     }
