@@ -94,6 +94,12 @@ class TrainerConfig:
         for name in ("top_p", "eval_top_p"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must lie in (0, 1]")
+        if self.top_p != 1.0 or self.top_k != 0:
+            raise ConfigError(
+                f"trainer.top_p={self.top_p}, trainer.top_k={self.top_k}: PPO scores rollouts under the"
+                " whole tempered distribution, so rollouts must sample all of it (trainer.top_p=1.0,"
+                " trainer.top_k=0)"
+            )
 
 
 @dataclass

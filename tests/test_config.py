@@ -79,6 +79,8 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
         (["trainer.adv_std=sample"], "trainer.adv_std='sample'"),
         (["trainer.loss_agg=sum"], "trainer.loss_agg='sum'"),
         (["trainer.top_p=1.5"], "trainer.top_p=1.5"),
+        (["trainer.top_p=0.9"], "trainer.top_p=0.9, trainer.top_k=0: PPO scores rollouts"),
+        (["trainer.top_k=20"], "rollouts must sample all of it (trainer.top_p=1.0, trainer.top_k=0)"),
         (["sampler=prompt_gdro", "sampler.mode=mixed"], "sampler.mode='mixed'"),
         (["sampler=prompt_gdro", "+sampler.temperature=2"], "sampler.temperature is not a setting"),
         (["sampler=uniform", "+sampler.eta=1.0"], "sampler.eta is not a setting"),

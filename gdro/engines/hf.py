@@ -113,7 +113,7 @@ def sequence_logprobs(
 
     T is the temperature the completions were sampled at, so that the PPO ratio and the policy
     gradient refer to the distribution that produced them (verl divides the logits the same way).
-    Top-k / top-p filters are not applied: training rollouts leave them off. Right padding keeps
+    Top-k / top-p filters are not applied (the trainer config refuses them for rollouts). Right padding keeps
     positions 0..len-1 for every sequence, as in generation with left padding (where positions come
     from the attention mask). Gradients flow; call under no_grad to skip them.
 
