@@ -205,21 +205,18 @@ class HFPolicy:
         near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
         """
         s = self.settings
-        metrics = evaluate_by_level(
-            self.engine,
-            self.task.eval_split,
-            self.task.reward,
-            samples=s.eval_samples,
-            params=s.eval_sampling,
-        )
+        samplings = [("eval", s.eval_sampling)]
         if s.eval_at_rollout_temperature:
+            samplings.append(("eval_rollout", s.rollout_sampling))
+        metrics: dict[str, float] = {}
+        for prefix, params in samplings:
             metrics |= evaluate_by_level(
                 self.engine,
                 self.task.eval_split,
                 self.task.reward,
                 samples=s.eval_samples,
-                params=s.rollout_sampling,
-                prefix="eval_rollout",
+                params=params,
+                prefix=prefix,
             )
         return metrics
 
