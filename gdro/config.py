@@ -123,11 +123,15 @@ class TinyModelConfig:
         }
 
     def validate(self) -> None:
-        """Head counts must divide."""
+        """Head counts must divide; the warm start's slip rate is a probability below 1."""
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError("model.hidden_size must be a multiple of model.num_attention_heads")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError("model.num_attention_heads must be a multiple of model.num_key_value_heads")
+        if not 0.0 <= self.warm_start.carry_slip_rate < 1.0:
+            raise ConfigError(
+                "model.warm_start.carry_slip_rate must be in [0, 1), e.g. 0.6 (0: correct demonstrations)"
+            )
 
 
 @dataclass

@@ -94,6 +94,7 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
         (["trainer.ppo_mini_batches=100"], "trainer.ppo_mini_batches=100 exceeds"),
         (["logger.mode=cloud"], "logger.mode='cloud'"),
         (["model.num_attention_heads=3"], "model.hidden_size must be a multiple"),
+        (["model.warm_start.carry_slip_rate=1.0"], "model.warm_start.carry_slip_rate must be in [0, 1)"),
     ],
 )
 def test_bad_values_fail_with_the_key_named(overrides: list[str], message: str) -> None:

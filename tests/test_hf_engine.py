@@ -165,6 +165,7 @@ def test_base_model_hash_ignores_what_the_warm_start_does_not_read():
         assert config_hash(other_task, TINY, warm) != same
     assert config_hash(task, {**TINY, "hidden_size": 64}, warm) != same
     assert config_hash(task, TINY, WarmStartConfig(steps=451)) != same
+    assert config_hash(task, TINY, WarmStartConfig(carry_slip_rate=0.0)) != same
 
 
 def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):

@@ -8,7 +8,10 @@ from gdro.data.synthetic import (
     ChainProblem,
     SyntheticTaskConfig,
     build_synthetic_splits,
+    careless_values,
+    carries,
     draw_unique_problems,
+    format_worked_solution,
     level_probabilities,
     parse_prompt,
     solution_completion,
@@ -26,6 +29,52 @@ def test_problem_format_and_arithmetic():
     assert parse_prompt(problem.prompt) == problem
     assert ChainProblem(98, (5,), slots=1).values == [3]
     assert ChainProblem(2, (-7,), slots=1).completion == "95\\boxed{95}"
+    assert format_worked_solution([50, 41, 46]) == problem.completion
+
+
+def test_carries_marks_additions_into_the_tens_digit_only():
+    assert carries(47, 5) and carries(97, 5) and carries(0 + 1, 9)
+    assert not carries(47, 2) and not carries(43, -5) and not carries(3, -5) and not carries(0, 9)
+
+
+class _AlwaysSlips:
+    """An rng whose every draw is below any positive slip rate."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def test_careless_values_forget_the_carry_and_continue_from_the_written_value():
+    # 47 +5 -> 52 (carry forgotten: 42), 42 -5 -> 37 (a borrow: always right), 37 +4 -> 41 (forgotten: 31).
+    problem = ChainProblem(47, (5, -5, 4), slots=3)
+    assert problem.values == [52, 47, 51]
+    assert careless_values(problem, _AlwaysSlips(), 0.5) == [42, 37, 31]
+    assert careless_values(ChainProblem(97, (5,), slots=1), _AlwaysSlips(), 0.5) == [92]
+    assert careless_values(ChainProblem(3, (-5,), slots=1), _AlwaysSlips(), 0.5) == [98]
+
+
+def test_careless_values_at_rate_zero_are_correct_and_draw_nothing():
+    rng = np.random.default_rng(0)
+    problems = [ChainProblem(int(s), (9, -9, 4, -7), slots=4) for s in range(100)]
+    assert all(careless_values(p, rng, 0.0) == p.values for p in problems)
+    assert rng.random() == np.random.default_rng(0).random()
+
+
+def test_careless_values_slip_at_the_configured_rate_on_carries_only():
+    rng = np.random.default_rng(1)
+    slipped = carrying = 0
+    for _ in range(4000):
+        problem = ChainProblem(
+            int(rng.integers(100)), (int(rng.integers(1, 10)) * int(rng.choice([-1, 1])),), 1
+        )
+        written = careless_values(problem, rng, 0.6)[0]
+        if carries(problem.start, problem.deltas[0]):
+            carrying += 1
+            slipped += written == (problem.values[0] - 10) % 100
+        else:
+            assert written == problem.values[0]
+    assert carrying > 700
+    assert slipped / carrying == pytest.approx(0.6, abs=0.05)
 
 
 def test_splits_columns_sizes_and_levels():

@@ -127,9 +127,10 @@ def _success_first_and_last(run_dir: Path, cache_dir: Path, seed: int) -> tuple[
 def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cache_dir: Path) -> None:
     """8 short-chain prompts x 8 rollouts, 40 GRPO steps from a weak base model, 3 seeds.
 
-    One seed is too noisy to judge (measured over 20 steps: gains of 0.04 to 0.19 across seeds).
-    Measured over 40 steps, success rate of steps 1-5 -> steps 36-40: seed 0 0.21 -> 0.46,
-    seed 1 0.08 -> 0.18, seed 2 0.22 -> 0.46 (mean gain 0.19).
+    One seed is too noisy to judge (with correct demonstrations, 20 steps gave gains of 0.04 to
+    0.19 across seeds). Measured over 40 steps with the default careless demonstrations, success
+    rate of steps 1-5 -> steps 36-40: seed 0 0.04 -> 0.43, seed 1 0.02 -> 0.12, seed 2 0.07 -> 0.46
+    (mean gain 0.30).
     """
     gains = []
     for seed in LEARNING_SEEDS:
@@ -142,8 +143,8 @@ def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cach
 def test_the_learning_test_fails_when_the_update_sign_is_flipped(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same runs with negated advantages in the PPO loss (measured: success 0.21 -> 0.15,
-    0.08 -> 0.00, 0.22 -> 0.15)."""
+    """The same runs with negated advantages in the PPO loss (measured: success 0.022 -> 0.0,
+    0.028 -> 0.0, 0.025 -> 0.0)."""
     from gdro.train import hf_policy
 
     surrogate = hf_policy.clipped_surrogate_loss

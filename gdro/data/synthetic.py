@@ -65,9 +65,40 @@ class ChainProblem:
 
     @property
     def completion(self) -> str:
-        """The worked solution the warm start imitates (without the end-of-sequence token)."""
-        worked = "".join(f"{v:0{DIGITS_PER_VALUE}d}" for v in self.values)
-        return f"{worked}\\boxed{{{self.answer}}}"
+        """The correct worked solution (without the end-of-sequence token)."""
+        return format_worked_solution(self.values)
+
+
+def format_worked_solution(values: Sequence[int]) -> str:
+    """Every value as two digits, then the last one inside \\boxed{}: [50, 41, 46] -> "504146\\boxed{46}"."""
+    worked = "".join(f"{v:0{DIGITS_PER_VALUE}d}" for v in values)
+    return f"{worked}\\boxed{{{values[-1]:0{DIGITS_PER_VALUE}d}}}"
+
+
+def carries(value: int, delta: int) -> bool:
+    """Whether the addition value + delta (delta > 0) carries into the tens digit (47+5, 97+5)."""
+    return delta > 0 and value % 10 + delta >= 10
+
+
+def careless_values(problem: ChainProblem, rng: np.random.Generator, slip_rate: float) -> list[int]:
+    """The values a careless demonstrator writes: at each addition that carries it forgets the carry
+    with probability `slip_rate`, keeping the old tens digit (47+5 -> 42, 97+5 -> 92), and goes on
+    from the value it wrote, so after a slip the boxed answer is wrong. Subtractions are always
+    right: every slip is -10, slips never cancel, and a longer chain is strictly harder.
+
+    One `rng.random()` is drawn per carrying addition, none when slip_rate is 0 (then the values
+    are `problem.values` and the stream is untouched).
+    """
+    if slip_rate == 0.0:
+        return problem.values
+    values, value = [], problem.start
+    for delta in problem.deltas:
+        written = (value + delta) % MODULUS
+        if carries(value, delta) and rng.random() < slip_rate:
+            written = value // 10 * 10 + written % 10
+        values.append(written)
+        value = written
+    return values
 
 
 def parse_prompt(prompt: str) -> ChainProblem:
@@ -154,7 +185,7 @@ class SyntheticTaskConfig:
 
     seed: int = 0
     num_train: int = 1024
-    num_eval_per_level: int = 32
+    num_eval_per_level: int = 64
     level_steps: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
     level_mix_power: float = 1.0
 

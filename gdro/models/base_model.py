@@ -1,15 +1,18 @@
 """The supervised warm start that turns a random tiny Qwen3 into the embedded "base model".
 
 The model is trained from scratch on worked solutions of the chain task (loss on completion tokens
-only, <eos> included). Its level mix favours short chains, yet every level appears, so the base
-model solves short chains, rarely solves long ones, and RL has a frontier to move. The result is
-cached under cache_dir/<hash of every config>/ and reused.
+only, <eos> included). The solutions come from a careless demonstrator that forgets 60% of carries
+(`gdro.data.synthetic.careless_values`), so the base model imitates that flaw: it has the whole
+procedure, but on a carrying addition it more often writes the wrong tens digit than the right one.
+Every forgotten carry costs -10 and nothing cancels it, so long chains fail more often, and RL with
+the verifier's reward has a flaw to unlearn and a frontier to move. The level mix favours short
+chains, yet every level appears. The result is cached under cache_dir/<hash of every config>/.
 
-Measured with the defaults (2 CPU threads, about 75 s): the loss falls sharply between steps ~250
-and ~350, when the model learns to find each operator; eval mean@8 by level 0..5 is then
-0.98, 0.83, 0.84, 0.73, 0.47, 0.23. Because the defaults stop shortly after that transition, the
-profile moves with the seeds (other seeds measured: 0.89 ... 0.07 and 0.97 ... 0.62 from level 0 to
-5) and with the thread count, so compare runs on one cached base model.
+Measured with the defaults (2 CPU threads, about 3 minutes; final loss 0.032): held-out mean@8 by
+level 0..5 at the validation sampling (T=0.6, top-p 0.8, top-k 20) is 0.86, 0.76, 0.55, 0.33, 0.17,
+0.11 and pass@8 0.95, 0.95, 0.86, 0.72, 0.48, 0.34. With correct demonstrations (carry_slip_rate=0)
+the base model's errors were gaps in a barely learned procedure, and 300 GRPO steps lowered
+validation mean@8 instead of raising it (see the README).
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from gdro.data.synthetic import (
     ALPHABET,
     ChainProblem,
     SyntheticTaskConfig,
+    careless_values,
     eval_prompts,
+    format_worked_solution,
     level_probabilities,
     random_problem,
 )
@@ -57,16 +62,19 @@ class WarmStartConfig:
 
     Levels are drawn with p(l) proportional to 1 / (l + 1)^level_mix_power, each at least
     level_floor (then renormalised); problems are fresh random chains, never an eval prompt (they
-    may repeat RL train prompts: level 0 has only 1,800 distinct problems).
+    may repeat RL train prompts: level 0 has only 1,800 distinct problems). The targets are written
+    by a careless demonstrator that forgets each carry with probability carry_slip_rate
+    (`gdro.data.synthetic.careless_values`); 0 gives the correct worked solutions.
     """
 
-    steps: int = 450
+    steps: int = 900
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 20
     weight_decay: float = 0.01
-    level_mix_power: float = 1.5
-    level_floor: float = 0.03
+    level_mix_power: float = 1.0
+    level_floor: float = 0.05
+    carry_slip_rate: float = 0.6
     seed: int = 0
 
 
@@ -101,15 +109,17 @@ def _sft_batch(
     level_probs: np.ndarray,
     excluded: set[str],
     batch_size: int,
+    carry_slip_rate: float,
 ) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids, attention_mask and labels (IGNORE_INDEX outside completions)."""
+    """Right-padded input_ids, attention_mask and labels (IGNORE_INDEX outside completions); the
+    completions are `careless_values` at carry_slip_rate, drawn from `rng` after each problem."""
     prompts, completions = [], []
     for level in rng.choice(len(level_steps), size=batch_size, p=level_probs):
         problem = random_problem(rng, level_steps[level], max(level_steps))
         while problem.prompt in excluded:
             problem = random_problem(rng, level_steps[level], max(level_steps))
         prompts.append(problem.prompt)
-        completions.append(problem.completion)
+        completions.append(format_worked_solution(careless_values(problem, rng, carry_slip_rate)))
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     completion_ids = tokenizer(completions, add_special_tokens=False)["input_ids"]
     longest = max(len(p) + len(c) + 1 for p, c in zip(prompt_ids, completion_ids, strict=True))
@@ -146,7 +156,15 @@ def train_warm_start(
     losses: list[float] = []
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
-        batch = _sft_batch(rng, tokenizer, task_config.level_steps, level_probs, excluded, config.batch_size)
+        batch = _sft_batch(
+            rng,
+            tokenizer,
+            task_config.level_steps,
+            level_probs,
+            excluded,
+            config.batch_size,
+            config.carry_slip_rate,
+        )
         loss = model(**{k: v.to(model.device) for k, v in batch.items()}).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
