@@ -14,7 +14,8 @@ distance from operator k, for every k and every L (a fixed-offset attention patt
 model learns in a few hundred steps). With "47+3-9+5=" and "50,41,46" that distance depends on L
 and k, and a tiny model warm-started for a few hundred steps learned the first step only (measured:
 step-2 accuracy about 0.1). Difficulty level l has L = level_steps[l] steps; longer chains are harder
-because per-step errors compound. Everything here is a pure function of a seed.
+because per-step errors compound. `careless_values` writes the solution the way a demonstrator who
+forgets carries would (the warm start's targets). Everything here is a pure function of a seed.
 """
 
 from __future__ import annotations
