@@ -33,7 +33,7 @@ def test_problem_format_and_arithmetic():
 
 
 def test_carries_marks_additions_into_the_tens_digit_only():
-    assert carries(47, 5) and carries(97, 5) and carries(0 + 1, 9)
+    assert carries(47, 5) and carries(97, 5) and carries(1, 9)
     assert not carries(47, 2) and not carries(43, -5) and not carries(3, -5) and not carries(0, 9)
 
 
