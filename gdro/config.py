@@ -40,6 +40,7 @@ class TrainerConfig:
     grad_clip: float = 1.0
     clip_low: float = 0.2
     clip_high: float = 0.28
+    clip_ratio_c: float | None = 3.0
     kl_coef: float = 0.001
     adv_clip: float = 5.0
     adv_std: str = "unbiased"
@@ -51,6 +52,7 @@ class TrainerConfig:
     max_new_tokens: int = 64
     eval_every: int = 50
     save_every: int = 50
+    keep_checkpoints: int = 3
     plot_every: int = 100
     eval_samples: int = 8
     eval_temperature: float = 0.6
@@ -70,7 +72,7 @@ class TrainerConfig:
             "save_every",
             "plot_every",
         )
-        for name in (*positive, "eval_samples", "max_new_tokens", "torch_threads"):
+        for name in (*positive, "eval_samples", "max_new_tokens", "torch_threads", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
         if self.ppo_mini_batches > self.prompts_per_step:
@@ -85,6 +87,11 @@ class TrainerConfig:
         for name in ("lr", "clip_low", "clip_high", "adv_clip", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be > 0")
+        if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
+            raise ConfigError(
+                f"trainer.clip_ratio_c={self.clip_ratio_c}: the dual-clip constant must be > 1 (verl: 3.0), "
+                "or null to turn dual clip off"
+            )
         for name in ("kl_coef", "weight_decay", "warmup_steps", "top_k", "eval_top_k"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 0")
