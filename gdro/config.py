@@ -19,6 +19,7 @@ from gdro.core.grpo import ADVANTAGE_STD_MODES, LOSS_AGGREGATIONS
 from gdro.core.presets import ALLOCATOR_PRESETS, SAMPLER_PRESETS
 from gdro.core.samplers import PromptGDROConfig
 from gdro.data.synthetic import SyntheticTaskConfig
+from gdro.engines.sampling import SamplingParams
 from gdro.models.base_model import WarmStartConfig
 
 
@@ -60,6 +61,14 @@ class TrainerConfig:
     eval_top_k: int = 20
     eval_at_rollout_temperature: bool = True
     torch_threads: int = 2
+
+    def rollout_sampling(self) -> SamplingParams:
+        """Training rollouts: temperature, top_p, top_k and max_new_tokens."""
+        return SamplingParams(self.temperature, self.top_p, self.top_k, self.max_new_tokens)
+
+    def eval_sampling(self) -> SamplingParams:
+        """Validation (spec 6): eval_temperature, eval_top_p, eval_top_k, max_new_tokens."""
+        return SamplingParams(self.eval_temperature, self.eval_top_p, self.eval_top_k, self.max_new_tokens)
 
     def validate(self) -> None:
         """Ranges and accepted values."""

@@ -19,7 +19,6 @@ from gdro.engines.hf import HFEngine
 from gdro.evaluation import evaluate_by_level
 from gdro.models.base_model import ensure_base_model, load_base_model
 from gdro.rewards.boxed import integer_match_reward
-from gdro.train.build import grpo_settings
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
@@ -33,15 +32,14 @@ def main(cfg: DictConfig) -> None:
         Path(run.cache_dir), task, run.model.architecture(), run.model.warm_start, device="cpu"
     )
     model, tokenizer = load_base_model(path)
-    settings = grpo_settings(run)
+    k = run.trainer.eval_samples
     metrics = evaluate_by_level(
         HFEngine(model, tokenizer),
         build_synthetic_splits(task)[1],
         integer_match_reward,
-        samples=settings.eval_samples,
-        params=settings.eval_sampling,
+        samples=k,
+        params=run.trainer.eval_sampling(),
     )
-    k = settings.eval_samples
     print(f"base model: {path}")
     print(f"level  steps  mean@{k}  pass@{k}")
     for level, steps in enumerate(task.level_steps):

@@ -119,3 +119,32 @@ def test_train_py_rejects_a_bad_value_before_building_anything(tmp_path: Path) -
     assert result.returncode != 0
     assert "allocator.nbar=4.0 lies outside [allocator.n_min, allocator.n_max] = [5, 12]" in result.stderr
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment: str) -> None:
+    run = parse_run_config(compose_config([f"experiment={experiment}"]))
+    assert run.budget.nbar == 4.0
+
+
+def test_paper_experiments_carry_what_a_single_group_cannot() -> None:
+    prompt = parse_run_config(compose_config(["experiment=paper_prompt_gdro"]))
+    assert (prompt.sampler, prompt.allocator, prompt.classifier.window) == ("prompt_gdro_paper", "fixed", 100)
+    assert prompt.sampler_options["score_signal"] == "surrogate" and prompt.sampler_options["share_norm"]
+    rollout = parse_run_config(compose_config(["experiment=paper_rollout_gdro"]))
+    assert (rollout.sampler, rollout.allocator, rollout.classifier.window) == (
+        "uniform",
+        "rollout_gdro_paper",
+        50,
+    )
+    assert rollout.allocator_options["utility"] == "surrogate" and rollout.allocator_options["alpha"] == 0.05
+    # A command-line value still wins over the experiment's.
+    assert (
+        parse_run_config(
+            compose_config(["experiment=paper_rollout_gdro", "classifier.window=7"])
+        ).classifier.window
+        == 7
+    )

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gdro.core.difficulty import BIN_EDGE_PRESETS, ClassifierConfig, DifficultyClassifier
+from gdro.core.state import decode_array
 
 
 def ids(*values: int) -> np.ndarray:
@@ -255,6 +256,24 @@ def test_exclude_extremes() -> None:
     assert classifier.classify(ids(0))[0] == 3  # 1/3 >= a_1 + delta from bin 0: raw bin 3
 
 
+def test_exclusion_is_decided_from_counts_not_from_a_rounded_rate() -> None:
+    """p1 = 0.995: 1 - 0.005^8 rounds to 1.0 in float64, yet the window holds a failed rollout."""
+    classifier = DifficultyClassifier(2, ClassifierConfig(exclude_extremes=True, estimator="rate", k=8))
+    for _ in range(5):
+        classifier.record(ids(0, 1), ids(40, 40), ids(40, 40))
+    classifier.record(ids(0), ids(40), ids(39))  # prompt 0: 199 of 200 correct
+    assert classifier.pass_estimate(ids(0))[0] == 1.0  # the float the old test compared
+    np.testing.assert_array_equal(classifier.classify(ids(0, 1)), [9, 10])
+
+
+def test_any_correct_visits_with_failed_rollouts_are_not_excluded() -> None:
+    """p_hat = 1 under any_correct, but 1 of 4 rollouts failed: the group still has signal."""
+    classifier = DifficultyClassifier(2, ClassifierConfig(exclude_extremes=True))
+    classifier.record(ids(0, 1), ids(4, 4), ids(3, 4))
+    assert classifier.pass_estimate(ids(0, 1)).tolist() == [1.0, 1.0]
+    np.testing.assert_array_equal(classifier.classify(ids(0, 1)), [9, 10])
+
+
 def test_exclude_extremes_with_the_rate_estimator() -> None:
     classifier = DifficultyClassifier(3, ClassifierConfig(exclude_extremes=True, estimator="rate", k=8))
     classifier.record(ids(0, 1, 2), ids(4, 4, 4), ids(0, 4, 1))
@@ -309,15 +328,28 @@ def test_load_state_dict_rejects_another_dataset_size() -> None:
         DifficultyClassifier(5).load_state_dict(state)
 
 
-def test_large_classifier_runs() -> None:
-    num_prompts = 100_000
-    classifier = DifficultyClassifier(num_prompts)
+def test_large_classifier_agrees_with_a_per_prompt_reference() -> None:
+    """N = 100k ids, batches with repeated ids: every estimate equals a dict-of-deques reference."""
+    num_prompts, window = 100_000, 3
+    classifier = DifficultyClassifier(num_prompts, ClassifierConfig(window=window, hysteresis=0.0))
+    history: dict[int, deque] = {}
     rng = np.random.default_rng(0)
-    for _ in range(3):
-        batch = rng.choice(num_prompts, size=512, replace=False)
-        bins = classifier.classify(batch)
-        assert bins.shape == (512,)
-        rollouts = np.full(512, 4)
-        classifier.record(batch, rollouts, rng.integers(0, 5, size=512))
-    assert int(classifier.seen(np.arange(num_prompts)).sum()) <= 3 * 512
-    assert classifier.bin_counts().sum() == num_prompts
+    for _ in range(6):
+        batch = rng.choice(2_000, size=512, replace=True)  # repeats: recorded in batch order
+        rollouts = rng.integers(1, 9, size=512)
+        correct = rng.integers(0, rollouts + 1)
+        classifier.record(batch, rollouts, correct)
+        for x, n, c in zip(batch.tolist(), rollouts.tolist(), correct.tolist(), strict=True):
+            history.setdefault(x, deque(maxlen=window)).append((n, c))
+    seen = np.array(sorted(history))
+    p_any = np.array([np.mean([c > 0 for _, c in history[x]]) for x in seen])
+    p1 = np.array([sum(c for _, c in history[x]) / sum(n for n, _ in history[x]) for x in seen])
+    np.testing.assert_allclose(classifier.pass_estimate(seen), p_any, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(classifier.success_rate(seen), p1, rtol=0, atol=1e-12)
+    # Hysteresis 0: a recorded prompt sits in the raw bin of its p_hat; the rest stay in bin 0.
+    np.testing.assert_array_equal(
+        classifier.classify(seen), np.searchsorted(classifier.edges, p_any, "right")
+    )
+    counts = classifier.bin_counts()
+    assert counts[0] == num_prompts - len(seen) + int((p_any < 0.1).sum())
+    assert len(decode_array(classifier.state_dict()["seen_ids"])) == len(seen)  # state holds seen ids only

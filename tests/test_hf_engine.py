@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gdro.data.synthetic import ALPHABET, SyntheticTaskConfig, build_synthetic_splits
-from gdro.engines import Generations, HFEngine, SamplingParams, sequence_logprobs
+from gdro.engines.hf import Generations, HFEngine, SamplingParams, sequence_logprobs
 from gdro.evaluation import evaluate_by_level
 from gdro.models import base_model
 from gdro.models.base_model import WarmStartConfig, config_hash, ensure_base_model, load_base_model

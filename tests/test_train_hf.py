@@ -85,6 +85,40 @@ def test_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path: Path, cache_
     assert comparable(resumed) == comparable(straight)
 
 
+def _training_keys(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith(("eval", "time/"))}
+
+
+def test_evaluation_does_not_change_the_training_trajectory(tmp_path: Path, cache_dir: Path) -> None:
+    """eval_every in {1, 2, 1000} gives identical training steps and identical final evaluations.
+
+    Before evaluation had its own generator, eval_every=2 changed step 3's reward (-0.0625 vs 0.0).
+    """
+    common = ["sampler=prompt_gdro", "allocator=rollout_gdro", "trainer.steps=4", "seed=3"]
+    runs = {
+        every: run_hf(tmp_path / f"every{every}", cache_dir, [*common, f"trainer.eval_every={every}"])
+        for every in (1, 2, 1000)
+    }
+    trajectories = {every: [_training_keys(r) for r in records[1:]] for every, records in runs.items()}
+    assert trajectories[1] == trajectories[2] == trajectories[1000]
+    assert len({r["reward/mean"] for r in trajectories[1]}) > 1  # the steps differ from one another
+    finals = [{k: v for k, v in records[-1].items() if k.startswith("eval")} for records in runs.values()]
+    assert finals[0] == finals[1] == finals[2] and finals[0]
+    assert all(records[0] == runs[1][0] for records in runs.values())  # step 0's evaluation too
+
+
+def test_extending_a_finished_run_equals_running_it_straight(tmp_path: Path, cache_dir: Path) -> None:
+    """2 steps (ending with an evaluation), then resume=latest with trainer.steps=4, equals 4 straight."""
+    common = ["sampler=prompt_gdro", "allocator=rollout_gdro", "trainer.eval_every=1000", "seed=3"]
+    straight = run_hf(tmp_path / "straight", cache_dir, [*common, "trainer.steps=4"])
+    run_hf(tmp_path / "extended", cache_dir, [*common, "trainer.steps=2"])
+    extended = run_hf(tmp_path / "extended", cache_dir, [*common, "trainer.steps=4", "resume=latest"])
+    assert [_training_keys(r) for r in extended[1:]] == [_training_keys(r) for r in straight[1:]]
+    assert "eval/mean@2" in extended[2] and "eval/mean@2" not in straight[2]
+    # optim/lr is the rate step t's updates used: lr * t / warmup_steps (2e-4, 20), not the next step's.
+    assert [r["optim/lr"] for r in extended[1:]] == pytest.approx([2e-4 * t / 20 for t in (1, 2, 3, 4)])
+
+
 def test_kl_coefficient_zero_skips_the_reference_model(cache_dir: Path) -> None:
     with_kl = build_policy(parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}"])))
     without = build_policy(

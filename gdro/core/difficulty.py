@@ -8,8 +8,10 @@ and estimates
   p_hat(x) = 1 - (1 - p1(x))^k, p1 = correct / rollouts (`estimator: rate`, independent of n).
 Bins: edges 0 < a_1 < ... < a_{B-1} < 1, bin 0 hardest (lowest p_hat). With hysteresis delta a prompt in
 bin b whose raw bin is r moves up only if p_hat >= a_{b+1} + delta and down only if p_hat < a_b - delta,
-and then jumps straight to r. A prompt never seen is in bin 0. With `exclude_extremes`, a seen prompt with
-p_hat exactly 0 or 1 is put in an extra group with index B (`excluded_group`).
+and then jumps straight to r. A prompt never seen is in bin 0. With `exclude_extremes`, a seen prompt whose
+window holds no correct rollout or no failed one (sum c = 0 or sum c = sum n, decided from the integer counts,
+never from the float p_hat: 1 - (1 - p1)^k rounds to 1.0 once p1 > ~0.99) is put in an extra group with
+index B (`excluded_group`).
 
 Classification reads the history BEFORE a step's results; `record` adds the results afterwards and
 moves the recorded prompts' bins.
@@ -156,9 +158,14 @@ class DifficultyClassifier:
         prompt_ids = np.asarray(prompt_ids, dtype=np.int64)
         bins = self._bin[prompt_ids].copy()
         if self.config.exclude_extremes:
-            p_hat = self.pass_estimate(prompt_ids)
-            bins[(p_hat == 0.0) | (p_hat == 1.0)] = self.num_bins
+            bins[self.extreme(prompt_ids)] = self.num_bins
         return bins
+
+    def extreme(self, prompt_ids: np.ndarray) -> np.ndarray:
+        """Seen prompts whose window holds no correct rollout or no failed one; bool [M]."""
+        w = self._windows
+        correct, rollouts = w.sum_correct[prompt_ids], w.sum_rollouts[prompt_ids]
+        return (rollouts > 0) & ((correct == 0) | (correct == rollouts))
 
     def record(
         self, prompt_ids: np.ndarray, rollouts_per_prompt: np.ndarray, correct_per_prompt: np.ndarray

@@ -1,5 +1,5 @@
-"""Rollout engines: generate completions with per-prompt counts and score their log-probs."""
+"""Rollout engines: generate completions with per-prompt counts and score their log-probs.
 
-from gdro.engines.hf import Generations, HFEngine, SamplingParams, sequence_logprobs
-
-__all__ = ["Generations", "HFEngine", "SamplingParams", "sequence_logprobs"]
+`gdro.engines.sampling` holds the decoding settings (light to import); `gdro.engines.hf` the transformers
+engine, imported only by the model-backed policy.
+"""

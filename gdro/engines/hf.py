@@ -14,15 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-
-@dataclass
-class SamplingParams:
-    """Decoding settings. top_k = 0 and top_p = 1.0 disable those filters; temperature 0 is greedy."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 64
+from gdro.engines.sampling import SamplingParams
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gdro.config import HFPolicyConfig, RunConfig
 from gdro.core.curriculum import Curriculum
@@ -13,9 +12,6 @@ from gdro.core.presets import build_allocator, build_sampler
 from gdro.sim.simulator import SimulatorConfig
 from gdro.train.policy import Policy
 from gdro.train.sim_policy import SimPolicy
-
-if TYPE_CHECKING:
-    from gdro.train.hf_policy import GRPOSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +24,6 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
         classifier,
         build_sampler(run.sampler, num_prompts, groups, seed=run.seed, **run.sampler_options),
         build_allocator(run.allocator, groups, run.budget, **run.allocator_options),
-    )
-
-
-def grpo_settings(run: RunConfig) -> GRPOSettings:
-    """The trainer group as the policy reads it."""
-    from gdro.engines.hf import SamplingParams
-    from gdro.train.hf_policy import GRPOSettings
-
-    t = run.trainer
-    return GRPOSettings(
-        ppo_mini_batches=t.ppo_mini_batches,
-        ppo_epochs=t.ppo_epochs,
-        lr=t.lr,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        grad_clip=t.grad_clip,
-        clip_low=t.clip_low,
-        clip_high=t.clip_high,
-        kl_coef=t.kl_coef,
-        adv_clip=t.adv_clip,
-        adv_std=t.adv_std,
-        loss_agg=t.loss_agg,
-        surrogate_signal_kl=t.surrogate_signal_kl,
-        rollout_sampling=SamplingParams(t.temperature, t.top_p, t.top_k, t.max_new_tokens),
-        eval_sampling=SamplingParams(t.eval_temperature, t.eval_top_p, t.eval_top_k, t.max_new_tokens),
-        eval_samples=t.eval_samples,
-        eval_at_rollout_temperature=t.eval_at_rollout_temperature,
     )
 
 
@@ -87,7 +56,7 @@ def build_policy(run: RunConfig) -> Policy:
         model,
         tokenizer,
         TaskData(train_split["prompt"], train_split["answer"], eval_split, integer_match_reward),
-        grpo_settings(run),
+        run.trainer,
         reference=reference,
         generation_batch_size=run.policy.generation_batch_size,
     )

@@ -24,36 +24,14 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from gdro.config import TrainerConfig
 from gdro.core.curriculum import StepPlan
 from gdro.core.grpo import aggregate_loss, clipped_surrogate_loss, group_advantages, kl_k3, sequence_mean
-from gdro.engines.hf import HFEngine, SamplingParams, sequence_logprobs
+from gdro.engines.hf import HFEngine, sequence_logprobs
 from gdro.evaluation import evaluate_by_level
 from gdro.train.policy import StepOutcome
 
 RewardFn = Callable[[str, str], float]
-
-
-@dataclass
-class GRPOSettings:
-    """The trainer settings this policy reads (see `conf/trainer/grpo.yaml`)."""
-
-    ppo_mini_batches: int
-    ppo_epochs: int
-    lr: float
-    warmup_steps: int
-    weight_decay: float
-    grad_clip: float
-    clip_low: float
-    clip_high: float
-    kl_coef: float
-    adv_clip: float
-    adv_std: str
-    loss_agg: str
-    surrogate_signal_kl: bool
-    rollout_sampling: SamplingParams
-    eval_sampling: SamplingParams
-    eval_samples: int
-    eval_at_rollout_temperature: bool = False
 
 
 @dataclass
@@ -74,7 +52,7 @@ class HFPolicy:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         task: TaskData,
-        settings: GRPOSettings,
+        settings: TrainerConfig,
         reference: PreTrainedModel | None = None,
         generation_batch_size: int = 256,
     ) -> None:
@@ -85,6 +63,8 @@ class HFPolicy:
         self.reference = reference
         self.task = task
         self.settings = settings
+        self.rollout_sampling = settings.rollout_sampling()
+        self.eval_sampling = settings.eval_sampling()
         self.num_prompts = len(task.prompts)
         self.engine = HFEngine(model, tokenizer, batch_size=generation_batch_size)
         self.optimizer = torch.optim.AdamW(
@@ -103,7 +83,7 @@ class HFPolicy:
         s = self.settings
         batch_size = len(plan.prompt_ids)
         prompts = [self.task.prompts[i] for i in plan.prompt_ids]
-        generations = self.engine.generate(prompts, plan.rollouts_per_prompt.tolist(), s.rollout_sampling)
+        generations = self.engine.generate(prompts, plan.rollouts_per_prompt.tolist(), self.rollout_sampling)
         owner = generations.prompt_index  # [R] batch position of each rollout
         rewards = self._rewards(generations.texts, [self.task.answers[plan.prompt_ids[i]] for i in owner])
         correct = np.bincount(owner, weights=(rewards > 0).astype(np.float64), minlength=batch_size).astype(
@@ -128,7 +108,7 @@ class HFPolicy:
                 generations.completion_token_ids[r] for r in rows
             ]
 
-        temperature = s.rollout_sampling.temperature
+        temperature = self.rollout_sampling.temperature
 
         with torch.no_grad():
             old = [sequence_logprobs(self.model, *tokens(rows), temperature)[0] for rows in chunks]
@@ -154,11 +134,11 @@ class HFPolicy:
                     logprobs, old[index], weighted[rows], clip_low=s.clip_low, clip_high=s.clip_high
                 )
                 policy_loss = aggregate_loss(
-                    token_loss, mask, s.loss_agg, norm_length=s.rollout_sampling.max_new_tokens
+                    token_loss, mask, s.loss_agg, norm_length=self.rollout_sampling.max_new_tokens
                 )
                 kl_tokens = kl_k3(logprobs, ref[index]) if ref is not None else torch.zeros_like(logprobs)
                 kl_loss = aggregate_loss(
-                    kl_tokens, mask, s.loss_agg, norm_length=s.rollout_sampling.max_new_tokens
+                    kl_tokens, mask, s.loss_agg, norm_length=self.rollout_sampling.max_new_tokens
                 )
                 loss = policy_loss + s.kl_coef * kl_loss
                 self.optimizer.zero_grad(set_to_none=True)
@@ -181,6 +161,7 @@ class HFPolicy:
                     totals["loss/kl"] += float(kl_loss)
                     totals["loss/clip_fraction"] += float((clipped * mask).sum() / mask.sum().clamp_min(1))
                     totals["loss/grad_norm"] += float(grad_norm)
+        step_lr = float(self.scheduler.get_last_lr()[0])  # the rate this step's updates used
         self.scheduler.step()
         updates = s.ppo_epochs * len(chunks)
         metrics: dict[str, float | None] = {key: value / updates for key, value in totals.items()}
@@ -189,7 +170,7 @@ class HFPolicy:
             plan.rollouts_per_prompt, 1
         )
         metrics["signal/surrogate_abs_mean"] = float(np.abs(surrogate).mean())
-        metrics["optim/lr"] = float(self.scheduler.get_last_lr()[0])
+        metrics["optim/lr"] = step_lr
         return StepOutcome(
             correct_per_prompt=correct,
             surrogate_loss=surrogate,
@@ -205,9 +186,9 @@ class HFPolicy:
         near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
         """
         s = self.settings
-        samplings = [("eval", s.eval_sampling)]
+        samplings = [("eval", self.eval_sampling)]
         if s.eval_at_rollout_temperature:
-            samplings.append(("eval_rollout", s.rollout_sampling))
+            samplings.append(("eval_rollout", self.rollout_sampling))
         metrics: dict[str, float] = {}
         for prefix, params in samplings:
             metrics |= evaluate_by_level(

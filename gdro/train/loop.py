@@ -23,6 +23,7 @@ from gdro.train.build import build_curriculum, build_policy
 from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
+from gdro.train.rng import isolated_rng
 from gdro.viz.curriculum import heatmap_figure, load_run, summary_table
 
 HEATMAPS = ("share", "weight", "rollouts_per_prompt", "reward_mean")
@@ -57,7 +58,8 @@ def train(
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
         writer.truncate_after(-1)
-        emit({"step": 0, **policy.evaluate()})
+        with isolated_rng(run.seed, 0, "eval"):
+            emit({"step": 0, **policy.evaluate()})
 
     trainer = run.trainer
     bar = tqdm(range(start + 1, trainer.steps + 1), initial=start, total=trainer.steps, disable=not progress)
@@ -69,7 +71,8 @@ def train(
         record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
         record["time/step_seconds"] = time.perf_counter() - began
         if step % trainer.eval_every == 0 or step == trainer.steps:
-            record.update(policy.evaluate())
+            with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
+                record.update(policy.evaluate())
         emit(record)
         if step % trainer.plot_every == 0 or step == trainer.steps:
             run_so_far = load_run(run_dir)

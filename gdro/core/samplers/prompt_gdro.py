@@ -11,8 +11,11 @@ excluded group never active:
   S(b)     EMA of lbar with weight beta on the new value (first observation initialises);
   S'(b)    S, or its z-score over active bins (std floor 1e-3, clipped to +-3) when `score_norm: zscore`;
   q(b)     (1 - gamma) softmax(eta S')(b) + gamma / B_active, from the scores BEFORE step t's update.
-`reweight`: w_i = q(b_i) / mean_j q(b_j) (batch mean 1 over non-excluded prompts), then min(w_i, w_max);
-excluded prompts keep w_i = 1. `resample`: the batch is drawn bin-first with probability q, then a prompt
+`reweight`: with `weighting: paper` (the paper's code) w_i = q(b_i) / mean_j q(b_j), so bin b's share of the
+loss is qhat(b) q(b), not q(b); with `weighting: importance` w_i = q(b_i) / qhat(b_i), whose batch mean is
+already 1 and whose per-bin total over the batch divided by M is exactly q(b), the game's sum_b q(b) L_b.
+Both: batch mean 1 over non-excluded prompts (qhat counts those alone), then min(w_i, w_max); excluded
+prompts keep w_i = 1. `resample`: the batch is drawn bin-first with probability q, then a prompt
 uniformly within the bin, without replacement inside a batch; advantages are not reweighted.
 """
 
@@ -38,6 +41,7 @@ class PromptGDROConfig:
     """Defaults are our preset `prompt_gdro`; `prompt_gdro_paper` is surrogate + share_norm + no score_norm."""
 
     mode: Literal["reweight", "resample"] = "reweight"
+    weighting: Literal["paper", "importance"] = "paper"  # reweight only: w ~ q(b) or q(b) / qhat(b)
     score_signal: Literal["surrogate", "failure", "learnability"] = "learnability"
     share_norm: bool = False
     score_norm: Literal["none", "zscore"] = "zscore"
@@ -52,6 +56,13 @@ class PromptGDROConfig:
         """Fail early with the key and accepted values."""
         if self.mode not in ("reweight", "resample"):
             raise ValueError(f"sampler.mode={self.mode!r}: use 'reweight' or 'resample'")
+        if self.weighting not in ("paper", "importance"):
+            raise ValueError(f"sampler.weighting={self.weighting!r}: use 'paper' or 'importance'")
+        if self.mode == "resample" and self.weighting != "paper":
+            raise ValueError(
+                f"sampler.weighting={self.weighting!r} reweights advantages, which sampler.mode=resample "
+                "never does (it draws bins with probability q): use sampler.mode=reweight or drop the option"
+            )
         if self.score_signal not in SCORE_SIGNALS:
             raise ValueError(f"sampler.score_signal={self.score_signal!r}: use one of {SCORE_SIGNALS}")
         if self.score_norm not in ("none", "zscore"):
@@ -93,11 +104,19 @@ class PromptGDROSampler:
     def advantage_weights(
         self, bins: np.ndarray, bin_weights: np.ndarray, excluded: int | None
     ) -> np.ndarray:
-        """w_i = q(b_i) / mean_j q(b_j) over non-excluded prompts, capped at w_max; excluded prompts get 1."""
+        """w_i over non-excluded prompts, batch mean 1 then capped at w_max; excluded prompts get 1.
+
+        `paper`: w_i = q(b_i) / mean_j q(b_j). `importance`: w_i = q(b_i) / qhat(b_i), qhat(b) = |bin b| / M'
+        over the M' counted prompts; sum_i w_i = M' sum_b q(b) = M', so its mean is 1 before the cap.
+        """
         counted = np.ones(len(bins), dtype=bool) if excluded is None else bins != excluded
         weights = np.ones(len(bins))
         if counted.any():
-            raw = bin_weights[bins[counted]]
+            counted_bins = bins[counted]
+            raw = bin_weights[counted_bins]
+            if self.config.weighting == "importance":
+                share = np.bincount(counted_bins, minlength=self.num_groups) / len(counted_bins)
+                raw = raw / share[counted_bins]
             weights[counted] = np.minimum(raw / raw.mean(), self.config.max_weight)
         return weights
 
