@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.viz.curriculum import load_run, run_wse, write_comparison_plot, write_run_plots
+from gdro.viz import load_run, write_comparison_plot, write_run_plots
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         print(f"{run.run_dir}: {run.label}")
         for path in paths:
             print(f"  wrote {path}")
-        print(f"  WSE reduction vs uniform nbar: {100 * run_wse(run)[2]:.1f}%")
+        print(f"  WSE reduction vs uniform nbar: {100 * run.wse_reduction():.1f}%")
     comparison = write_comparison_plot(runs, args.out or args.run_dirs[0] / "plots")
     print(f"wrote {comparison}")
     return [*written, comparison]

@@ -4,7 +4,8 @@
                 this step, the allocator gives each its n_i;
     observe():  the classifier records the step (any-correct and per-rollout counts), then the sampler and
                 the allocator update from the prompts' own windowed success rates p1(x) (and the
-                surrogate losses when the trainer provides them).
+                surrogate losses when the trainer provides them); the step's `BinReport` carries the
+                per-bin series and the section 8 measures (`gdro.core.curriculum_metrics`).
 Each part keeps its own state; `state_dict` nests theirs, so a resumed run is bit-identical.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from gdro.core.allocators.base import Allocator
 from gdro.core.bin_stats import bin_counts
+from gdro.core.curriculum_metrics import CurriculumMeasures, curriculum_measures, lead_lag_gap
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.samplers.base import Sampler
 from gdro.core.step import StepResult
@@ -43,7 +45,9 @@ class BinReport:
 
     share: qhat(b) = |bin b| / M; weight: q(b); score: the sampler's S(b) after the update;
     rollouts_per_prompt: mean n_i over bin b's prompts; reward_mean: mean +-1 reward of bin b's rollouts;
-    success_rate: the bin's per-rollout success this step; shadow_price: mu (None without one).
+    success_rate: the bin's per-rollout success this step; tokens: completion tokens generated for bin
+    b's prompts (0 where absent, NaN everywhere when the policy counts no tokens); lead_lag_gap:
+    q(b) - qhat(b); shadow_price: mu (None without one); measures: the step's section 8 scalars.
     """
 
     share: np.ndarray
@@ -52,11 +56,23 @@ class BinReport:
     rollouts_per_prompt: np.ndarray
     reward_mean: np.ndarray
     success_rate: np.ndarray
+    tokens: np.ndarray
+    lead_lag_gap: np.ndarray
     shadow_price: float | None
+    measures: CurriculumMeasures
 
 
 # The per-bin fields of `BinReport`, logged as `bins/<name>` lists (the metrics.jsonl contract).
-BIN_SERIES = ("share", "weight", "score", "rollouts_per_prompt", "reward_mean", "success_rate")
+BIN_SERIES = (
+    "share",
+    "weight",
+    "score",
+    "rollouts_per_prompt",
+    "reward_mean",
+    "success_rate",
+    "tokens",
+    "lead_lag_gap",
+)
 
 
 class Curriculum:
@@ -85,9 +101,16 @@ class Curriculum:
         )
 
     def observe(
-        self, plan: StepPlan, correct_per_prompt: np.ndarray, surrogate_loss: np.ndarray | None = None
+        self,
+        plan: StepPlan,
+        correct_per_prompt: np.ndarray,
+        surrogate_loss: np.ndarray | None = None,
+        tokens_per_prompt: np.ndarray | None = None,
     ) -> BinReport:
-        """Record the step's outcome (c_i correct of n_i), update both adversaries, report per bin."""
+        """Record the step's outcome (c_i correct of n_i), update both adversaries, report per bin.
+
+        tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts (None: not counted).
+        """
         correct = np.asarray(correct_per_prompt, dtype=np.int64)
         self.classifier.record(plan.prompt_ids, plan.rollouts_per_prompt, correct)
         result = StepResult(
@@ -100,10 +123,13 @@ class Curriculum:
         )
         self.sampler.update(result)
         self.allocator.update(result)
-        return self.report(plan, correct)
+        return self.report(plan, correct, tokens_per_prompt)
 
-    def report(self, plan: StepPlan, correct_per_prompt: np.ndarray) -> BinReport:
-        """Per-group share, weight, score, rollouts per prompt and reward of this step."""
+    def report(
+        self, plan: StepPlan, correct_per_prompt: np.ndarray, tokens_per_prompt: np.ndarray | None = None
+    ) -> BinReport:
+        """Per-group share, weight, score, rollouts per prompt, reward and tokens of this step, and its
+        measures; the uniform allocation's nbar is sum_i n_i / M (the allocators' budget is exact)."""
         groups = self.num_groups
         counts = bin_counts(plan.bins, groups)
         rollouts = np.bincount(plan.bins, weights=plan.rollouts_per_prompt, minlength=groups)
@@ -112,14 +138,25 @@ class Curriculum:
         with np.errstate(invalid="ignore", divide="ignore"):
             success = np.where(rollouts > 0, correct / np.maximum(rollouts, 1), np.nan)
             per_prompt = np.where(present, rollouts / np.maximum(counts, 1), np.nan)
+        tokens = (
+            np.full(groups, np.nan)
+            if tokens_per_prompt is None
+            else np.bincount(plan.bins, weights=tokens_per_prompt, minlength=groups)
+        )
+        share = counts / len(plan.bins)
+        weight = plan.bin_weights.astype(np.float64)
+        nbar = float(plan.rollouts_per_prompt.sum() / len(plan.bins))
         return BinReport(
-            share=counts / len(plan.bins),
-            weight=plan.bin_weights.astype(np.float64),
+            share=share,
+            weight=weight,
             score=self.sampler.bin_scores(),
             rollouts_per_prompt=per_prompt,
             reward_mean=2.0 * success - 1.0,
             success_rate=success,
+            tokens=tokens,
+            lead_lag_gap=lead_lag_gap(share, weight),
             shadow_price=self.allocator.shadow_price,
+            measures=curriculum_measures(share, weight, success, per_prompt, self.classifier.num_bins, nbar),
         )
 
     def state_dict(self) -> dict[str, Any]:

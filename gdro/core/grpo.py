@@ -8,13 +8,16 @@ and picks modes by the names in `ADVANTAGE_STD_MODES` and `LOSS_AGGREGATIONS`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 ADVANTAGE_STD_MODES = ("unbiased", "population", "none")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
-KL_LOG_RATIO_LIMIT = 20.0
+LOG_RATIO_LIMIT = 20.0  # |log pi/pi'| cap before exp, in the surrogate and in k3 (verl's value)
+K3_LIMIT = 10.0  # |k3| cap per token (verl's value)
 
 
 def group_advantages(
@@ -76,53 +79,82 @@ def group_advantages(
     return advantages
 
 
+class SurrogateLoss(NamedTuple):
+    """Per-token output of `clipped_surrogate_loss`, each [S, T].
+
+    loss_tok: the loss. clipped: 1 where clip(rho) won the min (verl's pg_clipfrac).
+    dual_clipped: 1 where the dual-clip cap -A * c replaced the loss (verl's pg_clipfrac_lower).
+    The two flags never overlap, and a flagged token gives no gradient to the log-probs.
+    """
+
+    loss_tok: torch.Tensor
+    clipped: torch.Tensor
+    dual_clipped: torch.Tensor
+
+
 def clipped_surrogate_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
     advantages: torch.Tensor,
     clip_low: float = 0.2,
     clip_high: float = 0.28,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-level PPO clipped surrogate with clip-higher.
+    clip_ratio_c: float | None = 3.0,
+) -> SurrogateLoss:
+    """Token-level PPO clipped surrogate with clip-higher and dual clip (verl's "vanilla" loss).
 
-    rho = exp(logprobs - old_logprobs) = pi_theta / pi_old per token, and
-    loss_tok = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A),
-    with the sequence's advantage A broadcast over its tokens.
+    rho = exp(clamp(logprobs - old_logprobs, -20, 20)) = pi_theta / pi_old per token, and
+    l = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A),
+    with the sequence's advantage A broadcast over its tokens. Dual clip: for A < 0,
+    loss_tok = min(l, -A * c) with c = clip_ratio_c > 1, which bounds the loss of a token whose
+    ratio has grown far past 1 + clip_high; for A >= 0, or c = None, loss_tok = l. A log-ratio
+    beyond +-20 is clamped, so its token gets no gradient and exp cannot overflow.
 
     Args:
         logprobs: [S, T] log pi_theta of the sampled tokens.
         old_logprobs: [S, T] log pi_old of the same tokens.
         advantages: [S] one advantage per sequence.
+        clip_ratio_c: the dual-clip constant c (verl's default 3.0); None turns dual clip off.
 
     Returns:
-        (loss_tok [S, T], clipped [S, T] float: 1 where the clipped term was strictly smaller
-        than the unclipped one, so the min took it and the token gives no gradient).
+        SurrogateLoss(loss_tok, clipped, dual_clipped), each [S, T]; the flags are 0/1 in
+        loss_tok's dtype.
+
+    Raises:
+        ValueError: if clip_ratio_c is not None and <= 1.
     """
-    ratio = torch.exp(logprobs - old_logprobs)
+    if clip_ratio_c is not None and clip_ratio_c <= 1.0:
+        raise ValueError(f"clip_ratio_c must be > 1 or None, got {clip_ratio_c}")
+    ratio = torch.exp((logprobs - old_logprobs).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT))
     advantage_tok = advantages.unsqueeze(-1)
     unclipped_objective = ratio * advantage_tok
     clipped_objective = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantage_tok
     loss_tok = -torch.minimum(unclipped_objective, clipped_objective)
     clipped = (clipped_objective < unclipped_objective).to(loss_tok.dtype)
-    return loss_tok, clipped
+    if clip_ratio_c is None:
+        return SurrogateLoss(loss_tok, clipped, torch.zeros_like(loss_tok))
+    dual_cap = -advantage_tok * clip_ratio_c
+    dual_clipped = (advantage_tok < 0) & (loss_tok > dual_cap)
+    loss_tok = torch.where(dual_clipped, dual_cap.to(loss_tok.dtype), loss_tok)
+    return SurrogateLoss(loss_tok, clipped, dual_clipped.to(loss_tok.dtype))
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
-    """Low-variance k3 estimator of KL(pi_theta || pi_ref), per token.
+    """Low-variance k3 estimator of KL(pi_theta || pi_ref), per token, clamped as verl does.
 
-    With log_ratio = ref_logprobs - logprobs = log(pi_ref / pi_theta),
-    k3 = exp(log_ratio) - log_ratio - 1 >= 0. log_ratio is clamped to [-20, 20] first, so a token
-    the reference finds very unlikely (or likely) cannot overflow exp to inf.
+    With log_ratio = clamp(ref_logprobs - logprobs, -20, 20) = log(pi_ref / pi_theta),
+    k3 = clamp(exp(log_ratio) - log_ratio - 1, -10, 10). k3 >= 0, so the clamp is in effect
+    min(k3, 10): a token with log_ratio above about 2.61 or below about -11.0 contributes 10 and
+    no gradient, and exp cannot overflow.
 
     Args:
         logprobs: [S, T] log pi_theta of the sampled tokens.
         ref_logprobs: [S, T] log pi_ref of the same tokens.
 
     Returns:
-        [S, T] per-token k3 values.
+        [S, T] per-token k3 values in [0, 10].
     """
-    log_ratio = (ref_logprobs - logprobs).clamp(-KL_LOG_RATIO_LIMIT, KL_LOG_RATIO_LIMIT)
-    return torch.exp(log_ratio) - log_ratio - 1.0
+    log_ratio = (ref_logprobs - logprobs).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
+    return (torch.exp(log_ratio) - log_ratio - 1.0).clamp(-K3_LIMIT, K3_LIMIT)
 
 
 def aggregate_loss(
@@ -133,11 +165,16 @@ def aggregate_loss(
 ) -> torch.Tensor:
     """Reduce per-token losses l_st over the mini-batch to a scalar; m_st is the response mask.
 
+    With R = {s : sum_t m_st > 0} the rows that hold at least one token:
     "token-mean": sum_{s,t} l_st m_st / sum_{s,t} m_st (verl's default; long responses weigh more).
-    "seq-mean-token-mean": mean_s [ sum_t l_st m_st / sum_t m_st ] (every response weighs the same).
-    "seq-mean-token-sum-norm" (Dr.GRPO): mean_s [ sum_t l_st m_st ] / norm_length, a constant
-    normaliser; norm_length defaults to T (the padded length) when None.
-    Denominators are clamped to at least 1, so all-zero masks give 0, not NaN.
+    "seq-mean-token-mean": (1/|R|) sum_{s in R} [ sum_t l_st m_st / sum_t m_st ] (every response
+    weighs the same; as verl, empty rows are left out, not counted as zeros).
+    "seq-mean-token-sum-norm" (Dr.GRPO): (1/|R|) sum_{s in R} [ sum_t l_st m_st ] / norm_length, a
+    constant normaliser; norm_length defaults to T (the padded length) when None. verl's version
+    (volcengine/verl b178a3c, `agg_loss`) sums over the rows without dividing by any row count,
+    so its scale grows with the batch; we divide by |R| as Dr.GRPO's mean over responses does.
+    Denominators are clamped to at least 1, so an all-zero mask gives exactly 0 (and a zero
+    gradient), never NaN.
 
     Args:
         token_loss: [S, T] per-token loss.
@@ -152,10 +189,11 @@ def aggregate_loss(
     masked_loss = token_loss * mask
     if mode == "token-mean":
         return masked_loss.sum() / mask.sum().clamp_min(1.0)
+    nonempty_rows = (mask.sum(dim=-1) > 0).sum().to(token_loss.dtype).clamp_min(1.0)
     if mode == "seq-mean-token-mean":
-        return sequence_mean(token_loss, mask).mean()
+        return sequence_mean(token_loss, mask).sum() / nonempty_rows
     length = token_loss.shape[-1] if norm_length is None else norm_length
-    return masked_loss.sum(dim=-1).mean() / length
+    return masked_loss.sum() / nonempty_rows / length
 
 
 def sequence_mean(token_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,30 @@
 """Checkpoints: `run_dir/checkpoints/step_NNNNNN/` with the curriculum, RNG states and the policy.
 
 state.json holds the step, every controller's state (data order included) and torch's RNG state, all
-JSON; the policy writes its own files beside it. A checkpoint is written to a temporary folder and
-renamed, then `checkpoints/latest` names it, so an interrupted save never becomes the latest.
+JSON; the policy writes its own files beside it. `checkpoints/latest` holds the name of the checkpoint
+to resume from.
+
+Crash safety (a SIGKILL or a power cut at any instant leaves `latest` naming a complete checkpoint):
+- No checkpoint is written under a name that exists. It is written into a hidden temporary folder
+  (`.step_NNNNNN.<random>.tmp`), its files and the folder are fsynced, and `os.replace` gives it a
+  free name: `step_NNNNNN`, or `step_NNNNNN.R` (revision R) when a resumed run saves a step that is
+  still on disk. So a folder under a checkpoint name is always complete, and the checkpoint `latest`
+  names is never touched while it is the latest: replacing a folder in place (delete, then rename)
+  or moving it aside first would both open a window where `latest` names a missing folder.
+- `latest` is replaced atomically: a temporary file, fsynced, then `os.replace`; the folder entries
+  are fsynced after each rename.
+- Deleting comes last, once `latest` names the new checkpoint: each doomed folder is first renamed to
+  a hidden temporary name, then removed, so a crash during the removal leaves only a temporary entry.
+  Temporary entries (`.*.tmp`, also those of a crashed save) are removed after the next save.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,15 +35,23 @@ from gdro.core.curriculum import Curriculum
 from gdro.train.policy import Policy
 
 LATEST = "latest"
+CHECKPOINT_NAME = re.compile(r"step_(\d+)(?:\.(\d+))?")  # step_000010, or step_000010.1 once re-saved
+TEMPORARY_SUFFIX = ".tmp"  # with a leading "." : a save, a pointer or a deletion in progress
 
 
-def save_checkpoint(run_dir: Path, step: int, curriculum: Curriculum, policy: Policy) -> Path:
-    """Write the checkpoint of `step` and point `latest` at it; returns its folder."""
+def save_checkpoint(run_dir: Path, step: int, curriculum: Curriculum, policy: Policy, *, keep: int) -> Path:
+    """Write the checkpoint of `step`, point `latest` at it, then prune; returns its folder.
+
+    Pruning keeps the new checkpoint and the `keep - 1` before it in step order; it deletes older
+    ones, superseded revisions of a step, checkpoints of later steps (an abandoned future: this run
+    resumed from an earlier step and truncated metrics.jsonl there) and temporaries of crashed saves.
+    """
     root = run_dir / "checkpoints"
-    target = root / f"step_{step:06d}"
-    staging = root / f".{target.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    if not root.is_dir():
+        root.mkdir(parents=True)
+        _fsync_directory(run_dir)
+    staging = _temporary(root, f"step_{step:06d}")
+    staging.mkdir()
     state = {
         "step": step,
         "curriculum": curriculum.state_dict(),
@@ -35,9 +59,12 @@ def save_checkpoint(run_dir: Path, step: int, curriculum: Curriculum, policy: Po
     }
     (staging / "state.json").write_text(json.dumps(state))
     policy.save(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    (root / LATEST).write_text(target.name + "\n")
+    _fsync_tree(staging)
+    target = root / _unused_name(root, step)
+    os.replace(staging, target)
+    _fsync_directory(root)
+    _point_latest(root, target.name)
+    _prune(root, target.name, keep)
     return target
 
 
@@ -49,17 +76,16 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if resume is None:
         return None
     if resume == LATEST:
-        pointer = run_dir / "checkpoints" / LATEST
-        return run_dir / "checkpoints" / pointer.read_text().strip() if pointer.exists() else None
+        return _follow_latest(run_dir / "checkpoints")
     path = Path(resume)
     if (path / "state.json").exists():
         return path
-    pointer = path / "checkpoints" / LATEST
-    if pointer.exists():
-        return path / "checkpoints" / pointer.read_text().strip()
-    raise FileNotFoundError(
-        f"resume={resume}: not a checkpoint folder (no state.json) nor a run folder with checkpoints/latest"
-    )
+    checkpoint = _follow_latest(path / "checkpoints")
+    if checkpoint is None:
+        raise FileNotFoundError(
+            f"resume={resume}: not a checkpoint folder (no state.json) nor a run folder with checkpoints/latest"
+        )
+    return checkpoint
 
 
 def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy) -> int:
@@ -70,3 +96,99 @@ def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy) -> int:
     rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return int(state["step"])
+
+
+def list_checkpoints(root: Path) -> dict[str, tuple[int, int]]:
+    """Checkpoint folder name -> (step, revision) for every complete checkpoint in `root`."""
+    found = {}
+    for entry in root.iterdir() if root.is_dir() else ():
+        match = CHECKPOINT_NAME.fullmatch(entry.name)
+        if match and entry.is_dir():
+            found[entry.name] = (int(match[1]), int(match[2] or 0))
+    return found
+
+
+def _follow_latest(root: Path) -> Path | None:
+    """The checkpoint `root/latest` names; None when there is no `latest` (no save completed yet)."""
+    pointer = root / LATEST
+    if not pointer.exists():
+        return None
+    name = pointer.read_text().strip()
+    checkpoint = root / name
+    if not CHECKPOINT_NAME.fullmatch(name) or not (checkpoint / "state.json").is_file():
+        raise FileNotFoundError(f"{pointer} names {name!r}, which is not a checkpoint folder")
+    return checkpoint
+
+
+def _unused_name(root: Path, step: int) -> str:
+    """`step_NNNNNN`, or `step_NNNNNN.R` with R above every revision of this step in `root`."""
+    name = f"step_{step:06d}"
+    revisions = [revision for saved, revision in list_checkpoints(root).values() if saved == step]
+    return name if not revisions else f"{name}.{max(revisions) + 1}"
+
+
+def _point_latest(root: Path, name: str) -> None:
+    """Atomically replace `root/latest` with a file holding `name`."""
+    temporary = _temporary(root, LATEST)
+    with temporary.open("x") as file:
+        file.write(name + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, root / LATEST)
+    _fsync_directory(root)
+
+
+def _prune(root: Path, latest: str, keep: int) -> None:
+    """Delete all but `latest` and the `keep - 1` checkpoints before it, and temporary entries."""
+    checkpoints = list_checkpoints(root)
+    newest_revision: dict[int, tuple[int, int]] = {}
+    for key in checkpoints.values():
+        newest_revision[key[0]] = max(newest_revision.get(key[0], key), key)
+    latest_key = checkpoints[latest]
+    earlier = sorted(key for key in newest_revision.values() if key < latest_key)
+    kept = {latest_key, *earlier[max(0, len(earlier) - (keep - 1)) :]}
+    doomed = [name for name, key in checkpoints.items() if key not in kept]
+    _remove_temporaries(root)
+    for name in doomed:  # out of the checkpoint names first, so a crash mid-delete leaves a temporary
+        os.replace(root / name, _temporary(root, f"{name}.deleted"))
+    if doomed:
+        _fsync_directory(root)
+        _remove_temporaries(root)
+
+
+def _temporary(root: Path, stem: str) -> Path:
+    """A fresh hidden name in `root` for an entry being written or deleted: `.stem.<random>.tmp`."""
+    return root / f".{stem}.{secrets.token_hex(6)}{TEMPORARY_SUFFIX}"
+
+
+def _remove_temporaries(root: Path) -> None:
+    """Remove every hidden temporary entry of `root`: saves, pointers and deletions in progress or crashed."""
+    for entry in root.iterdir():
+        if entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file and folder under `folder`, then `folder` itself."""
+    for path in folder.rglob("*"):
+        if path.is_dir():
+            _fsync_directory(path)
+        else:
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+    _fsync_directory(folder)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make the folder's entries (creations, renames, deletions) durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -7,10 +7,12 @@ One step, given the curriculum's plan (prompt ids, n_i, advantage multipliers w_
   4. old log-probs (and the frozen reference's, when the KL coefficient is > 0) per mini-batch, from
      the policy before any update; every log-prob is taken at the rollout temperature T,
      log softmax(z / T), the distribution the rollouts came from;
-  5. for each PPO epoch and mini-batch of prompts: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3);
-     one AdamW step with gradient clipping;
+  5. for each PPO epoch and mini-batch of prompts: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3),
+     the loss of tokens with A~ < 0 capped at -A~ c (dual clip, `clip_ratio_c`); one AdamW step with
+     gradient clipping;
   6. the per-prompt surrogate signal l(x_i): mean over x_i's responses of the token-averaged clipped loss
-     with UNweighted advantages (plus the KL term if `surrogate_signal_kl`), averaged over epochs. On
+     with UNweighted advantages and no dual clip, as the authors' patch computes it (plus the KL term if
+     `surrogate_signal_kl`), averaged over epochs. On
      the first mini-batch the ratio is exactly 1 and l = 0; only later mini-batches carry drift.
 """
 
@@ -124,14 +126,20 @@ class HFPolicy:
             "loss/policy": 0.0,
             "loss/kl": 0.0,
             "loss/clip_fraction": 0.0,
+            "loss/dual_clip_fraction": 0.0,
             "loss/grad_norm": 0.0,
         }
         self.model.train()
         for _ in range(s.ppo_epochs):
             for index, rows in enumerate(chunks):
                 logprobs, mask = sequence_logprobs(self.model, *tokens(rows), temperature)
-                token_loss, clipped = clipped_surrogate_loss(
-                    logprobs, old[index], weighted[rows], clip_low=s.clip_low, clip_high=s.clip_high
+                token_loss, clipped, dual_clipped = clipped_surrogate_loss(
+                    logprobs,
+                    old[index],
+                    weighted[rows],
+                    clip_low=s.clip_low,
+                    clip_high=s.clip_high,
+                    clip_ratio_c=s.clip_ratio_c,
                 )
                 policy_loss = aggregate_loss(
                     token_loss, mask, s.loss_agg, norm_length=self.rollout_sampling.max_new_tokens
@@ -146,12 +154,13 @@ class HFPolicy:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
                 self.optimizer.step()
                 with torch.no_grad():
-                    unweighted, _ = clipped_surrogate_loss(
+                    unweighted, _, _ = clipped_surrogate_loss(
                         logprobs.detach(),
                         old[index],
                         advantages[rows],
                         clip_low=s.clip_low,
                         clip_high=s.clip_high,
+                        clip_ratio_c=None,  # the authors' per-response signal l_b has no dual clip
                     )
                     if s.surrogate_signal_kl:
                         unweighted = unweighted + s.kl_coef * kl_tokens.detach()
@@ -160,6 +169,9 @@ class HFPolicy:
                     totals["loss/policy"] += float(policy_loss)
                     totals["loss/kl"] += float(kl_loss)
                     totals["loss/clip_fraction"] += float((clipped * mask).sum() / mask.sum().clamp_min(1))
+                    totals["loss/dual_clip_fraction"] += float(
+                        (dual_clipped * mask).sum() / mask.sum().clamp_min(1)
+                    )
                     totals["loss/grad_norm"] += float(grad_norm)
         step_lr = float(self.scheduler.get_last_lr()[0])  # the rate this step's updates used
         self.scheduler.step()
@@ -175,6 +187,9 @@ class HFPolicy:
             correct_per_prompt=correct,
             surrogate_loss=surrogate,
             generated_tokens=int(sum(len(c) for c in generations.completion_token_ids)),
+            tokens_per_prompt=np.bincount(
+                owner, [len(c) for c in generations.completion_token_ids], batch_size
+            ),
             metrics=metrics,
         )
 

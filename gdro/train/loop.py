@@ -24,7 +24,7 @@ from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoi
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
 from gdro.train.rng import isolated_rng
-from gdro.viz.curriculum import heatmap_figure, load_run, summary_table
+from gdro.viz import CurriculumHistory, heatmap_figure, summary_table
 
 HEATMAPS = ("share", "weight", "rollouts_per_prompt", "reward_mean")
 
@@ -44,17 +44,19 @@ def train(
     writer = MetricsWriter(run_dir / "metrics.jsonl")
     logger = build_logger(run.logger, run_dir, resolved_config)
     records: list[dict[str, Any]] = []
+    history = CurriculumHistory(resolved_config, run_dir)  # the figures draw from memory, not the file
 
     def emit(record: dict[str, Any]) -> None:
         writer.write(record)
         logger.log(record)
         records.append(record)
+        history.append(record)
 
     checkpoint = resolve_resume(run.resume, run_dir)
     start = 0
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, curriculum, policy)
-        writer.truncate_after(start)
+        history.extend(writer.truncate_after(start))
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
         writer.truncate_after(-1)
@@ -67,7 +69,9 @@ def train(
         began = time.perf_counter()
         plan = curriculum.plan(trainer.prompts_per_step)
         outcome = policy.train_step(plan)
-        report = curriculum.observe(plan, outcome.correct_per_prompt, outcome.surrogate_loss)
+        report = curriculum.observe(
+            plan, outcome.correct_per_prompt, outcome.surrogate_loss, outcome.tokens_per_prompt
+        )
         record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
         record["time/step_seconds"] = time.perf_counter() - began
         if step % trainer.eval_every == 0 or step == trainer.steps:
@@ -75,7 +79,7 @@ def train(
                 record.update(policy.evaluate())
         emit(record)
         if step % trainer.plot_every == 0 or step == trainer.steps:
-            run_so_far = load_run(run_dir)
+            run_so_far = history.run()
             logger.log_figures(
                 step, {f"curriculum/{key}": heatmap_figure(run_so_far, key) for key in HEATMAPS}
             )
@@ -83,7 +87,7 @@ def train(
             reward=f"{record['reward/mean']:+.3f}", pass_rate=f"{record['pass/rollout_rate']:.3f}"
         )
         if step % trainer.save_every == 0 or step == trainer.steps:
-            save_checkpoint(run_dir, step, curriculum, policy)
+            save_checkpoint(run_dir, step, curriculum, policy, keep=trainer.keep_checkpoints)
     logger.finish()
-    log.info("summary of %s\n%s", run_dir, summary_table(load_run(run_dir)))
+    log.info("summary of %s\n%s", run_dir, summary_table(history.run()))
     return records

@@ -1,9 +1,13 @@
 """The per-step metrics record (the contract of `metrics.jsonl`) and its writer.
 
 One JSON object per training step t >= 1 with at least: step, rollouts/total (sum n_i), rollouts/prompts
-(M), tokens/generated, reward/mean, loss/total, alloc/mu (null without a shadow price), and per-bin lists
+(M), tokens/generated, reward/mean, loss/total, alloc/mu (null without a shadow price); per-bin lists
 indexed by bin (bin 0 hardest; the excluded group last when there is one): bins/share, bins/weight,
-bins/score, bins/rollouts_per_prompt, bins/reward_mean (null where a bin is absent). Eval steps add
+bins/score, bins/rollouts_per_prompt, bins/reward_mean, bins/success_rate (null where a bin is absent),
+bins/tokens (completion tokens per bin; all null for the simulator), bins/lead_lag_gap (q(b) - qhat(b));
+and the section 8 measures of `gdro.core.curriculum_metrics` as curriculum/<name>: mean_bin_share,
+mean_bin_weight, mean_bin_gap, lead_lag_gap_l1, weight_entropy, effective_bins, wse, wse_uniform,
+wse_reduction (null where undefined). Eval steps add
 eval/pass@k, eval/mean@k and their /level_<l> variants (model policies with
 trainer.eval_at_rollout_temperature also add the same under eval_rollout/). The line with step 0 holds
 the evaluation before the first update.
@@ -19,12 +23,17 @@ from typing import Any
 import numpy as np
 
 from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
+from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
 from gdro.core.grpo import pass_at_k
 from gdro.train.policy import StepOutcome
 
 
+def _json_number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
 def _json_list(values: np.ndarray) -> list[float | None]:
-    return [None if not math.isfinite(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
+    return [_json_number(v) for v in np.asarray(values, dtype=np.float64)]
 
 
 def step_record(
@@ -53,6 +62,8 @@ def step_record(
     record.update(outcome.metrics)
     for name in BIN_SERIES:
         record[f"bins/{name}"] = _json_list(getattr(report, name))
+    for name in CURRICULUM_MEASURES:
+        record[f"curriculum/{name}"] = _json_number(getattr(report.measures, name))
     return record
 
 
@@ -62,14 +73,13 @@ class MetricsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def truncate_after(self, step: int) -> None:
-        """Keep only records with step <= `step` (a resumed run rewrites what follows)."""
+    def truncate_after(self, step: int) -> list[dict[str, Any]]:
+        """Keep only records with step <= `step` (a resumed run rewrites what follows); returns them."""
         if not self.path.exists():
-            return
-        kept = [
-            line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step
-        ]
-        self.path.write_text("".join(line + "\n" for line in kept))
+            return []
+        kept = [record for record in read_metrics(self.path) if record["step"] <= step]
+        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        return kept
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record as a JSON line."""

@@ -22,6 +22,8 @@ class StepOutcome:
     correct_per_prompt: [M] int, c_i, rollouts with reward +1.
     surrogate_loss: [M] float or None, the per-prompt surrogate signal l(x_i) (spec section 3).
     generated_tokens: total completion tokens of the step.
+    tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts, or None where a policy
+        generates no tokens (the simulator); the curriculum sums them per bin (`bins/tokens`).
     metrics: scalar losses and diagnostics (`loss/total`, `loss/policy`, `loss/kl`, ...); None where a
         policy has no such quantity (the simulator has no loss).
     """
@@ -29,6 +31,7 @@ class StepOutcome:
     correct_per_prompt: np.ndarray
     surrogate_loss: np.ndarray | None
     generated_tokens: int
+    tokens_per_prompt: np.ndarray | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
 
 

@@ -1,51 +1,43 @@
-"""Plots of the emergent curriculum (spec section 8) from a run folder's `metrics.jsonl`."""
+"""Plots of the emergent curriculum (spec section 8) from a run folder's `metrics.jsonl`.
 
-from gdro.viz.curriculum import (
-    PLOT_FILES,
-    CurriculumRun,
-    effective_support,
+`run` turns records into a `CurriculumRun` (`load_run`, `run_from_records`, `CurriculumHistory`),
+`figures` draws it, `report` writes the PNGs and the text summary. The measures themselves are computed
+per step in the core (`gdro.core.curriculum_metrics`) and only read here.
+"""
+
+from gdro.viz.figures import (
     eval_by_level_figure,
     eval_compare_figure,
     heatmap_figure,
     lead_lag_figure,
-    lead_lag_gap,
+    snapshots_figure,
+    weight_entropy_figure,
+    wse_figure,
+)
+from gdro.viz.report import PLOT_FILES, summary_table, write_comparison_plot, write_run_plots
+from gdro.viz.run import (
+    CurriculumHistory,
+    CurriculumRun,
     load_run,
-    mean_bin_index,
     records_from_wandb_history,
     run_from_records,
-    run_wse,
-    snapshots_figure,
-    summary_table,
-    weight_entropy,
-    weight_entropy_figure,
-    weighted_standard_error,
-    write_comparison_plot,
-    write_run_plots,
-    wse_figure,
-    wse_reduction,
 )
 
 __all__ = [
     "PLOT_FILES",
+    "CurriculumHistory",
     "CurriculumRun",
-    "effective_support",
     "eval_by_level_figure",
     "eval_compare_figure",
     "heatmap_figure",
     "lead_lag_figure",
-    "lead_lag_gap",
     "load_run",
-    "mean_bin_index",
     "records_from_wandb_history",
     "run_from_records",
-    "run_wse",
     "snapshots_figure",
     "summary_table",
-    "weight_entropy",
     "weight_entropy_figure",
-    "weighted_standard_error",
     "write_comparison_plot",
     "write_run_plots",
     "wse_figure",
-    "wse_reduction",
 ]
