@@ -24,6 +24,8 @@ def build_sim_run(
     curriculum = Curriculum(
         difficulty,
         build_sampler(sampler, num_prompts, difficulty.num_groups, seed=seed, **(sampler_options or {})),
-        build_allocator(allocator, difficulty.num_groups, BudgetConfig(), **(allocator_options or {})),
+        build_allocator(
+            allocator, difficulty.num_groups, BudgetConfig(), seed=seed, **(allocator_options or {})
+        ),
     )
     return simulator, curriculum

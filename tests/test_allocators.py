@@ -1,15 +1,14 @@
-"""Hand-computed values and properties for the rollout budget and the allocators (spec section 4)."""
+"""The allocators (spec section 4): `fixed`, `sqrt_optimal` and Rollout-GDRO's utilities, scores, shadow
+price, state, and the exploration of its `surrogate` (bandit) mode by perturb-and-MAP. The budget and the
+DP they share are tested in `test_budget.py`."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from sim_helpers import build_sim_run
 
 from gdro.core.allocators import (
     BudgetConfig,
@@ -20,9 +19,9 @@ from gdro.core.allocators import (
     clipped_scale_solution,
     exact_budget_arms,
     informative_utility,
-    integerise,
 )
 from gdro.core.step import StepResult
+from gdro.sim.loop import simulate_step
 
 NAN = float("nan")
 
@@ -41,52 +40,6 @@ def result(bins, rollouts, success_rate, correct=None, surrogate_loss=None) -> S
 
 def arm_index(n: int, n_min: int = 2) -> int:
     return n - n_min
-
-
-# ---------------------------------------------------------------- the budget
-
-
-@pytest.mark.parametrize(
-    ("budget", "match"),
-    [
-        (
-            BudgetConfig(nbar=13.0),
-            r"allocator\.nbar=13\.0 .*\[allocator\.n_min, allocator\.n_max\] = \[2, 12\]",
-        ),
-        (BudgetConfig(nbar=1.5), r"allocator\.nbar=1\.5"),
-        (BudgetConfig(n_min=0), r"allocator\.n_min=0"),
-        (BudgetConfig(n_min=6, n_max=5), r"allocator\.n_min=6, n_max=5"),
-    ],
-)
-def test_budget_errors_name_the_setting(budget: BudgetConfig, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        budget.validate()
-    with pytest.raises(ValueError, match=match):
-        budget.total(8)
-
-
-def test_budget_total_must_be_whole() -> None:
-    assert BudgetConfig(nbar=4.5).total(6) == 27
-    with pytest.raises(ValueError, match=r"allocator\.nbar \* trainer\.prompts_per_step = 4\.5 \* 5 = 22\.5"):
-        BudgetConfig(nbar=4.5).total(5)
-
-
-def test_integerise_hand_cases() -> None:
-    # Floors (2, 3, 4, 5) = 14; 2 short; largest fractions 0.7 (index 1) and 0.6 (index 3) round up.
-    np.testing.assert_array_equal(integerise(np.array([2.5, 3.7, 4.2, 5.6]), 2, 12, 16), [2, 4, 4, 6])
-    # Floors (3, 3, 3) = 9 > 8: the smallest fraction above n_min (0.1, index 2) rounds down.
-    np.testing.assert_array_equal(integerise(np.array([3.9, 3.9, 3.1]), 2, 12, 8), [3, 3, 2])
-    # Clipped to (2, 12) first: exactly 14.
-    np.testing.assert_array_equal(integerise(np.array([1.0, 20.0]), 2, 12, 14), [2, 12])
-    # Floors (11, 2, 2) = 15, 2 short; fractions (0.9, 0.5, 0.5): index 0, then index 1 (earlier tie).
-    np.testing.assert_array_equal(integerise(np.array([11.9, 2.5, 2.5]), 2, 12, 17), [12, 3, 2])
-    # Bounds win over batch order on ties: (12, 2, 2) -> floors 16, 2 short, every fraction 0; index 0 is
-    # first in order but already at n_max, so indices 1 and 2 take the units.
-    np.testing.assert_array_equal(integerise(np.array([12.0, 2.0, 2.0]), 2, 12, 18), [12, 3, 3])
-    # Likewise downwards: (2, 5) -> floors 7, 1 over; index 0 sits at n_min, so index 1 gives it up.
-    np.testing.assert_array_equal(integerise(np.array([2.0, 5.0]), 2, 12, 6), [2, 4])
-    with pytest.raises(ValueError, match=r"allocator\.nbar"):
-        integerise(np.array([4.0, 4.0]), 2, 5, 11)
 
 
 # ---------------------------------------------------------------- fixed
@@ -166,15 +119,22 @@ def test_sqrt_optimal_equal_variances_give_nbar() -> None:
 
 
 def test_informative_utility_hand_values() -> None:
-    u = informative_utility(np.array([0.5, 0.25, 0.0, 1.0]), np.array([2, 3]))
+    p1 = np.array([0.5, 0.25, 0.0, 1.0, 0.5, 0.25])
+    u = informative_utility(p1, np.array([0, 1, 2, 3, 4, 4]), 6, np.array([2, 3]))
     expected = [
         [1 - 0.25 - 0.25, 1 - 0.125 - 0.125],  # p = 0.5: 0.5, 0.75
         [1 - 0.0625 - 0.5625, 1 - 0.25**3 - 0.75**3],  # p = 0.25: 0.375, 0.5625
         [0.0, 0.0],  # never correct: no informative group
         [0.0, 0.0],  # always correct
+        [(0.5 + 0.375) / 2, (0.75 + 0.5625) / 2],  # a bin's mean over its prompts
+        [0.0, 0.0],  # no prompt
     ]
-    np.testing.assert_allclose(u, expected)
-    assert u[1, 1] == pytest.approx(0.5625)
+    np.testing.assert_allclose(u, expected, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(u[2:4], 0.0)  # exactly 0, not rounding noise
+    arms = np.arange(2, 13)  # the running powers against ** over the spec's arms
+    p1 = np.linspace(0.0, 1.0, 101)
+    direct = 1.0 - p1[:, None] ** arms - (1.0 - p1[:, None]) ** arms
+    np.testing.assert_allclose(informative_utility(p1, np.arange(101), 101, arms), direct, rtol=0, atol=1e-15)
 
 
 def test_arm_scores_with_mu_and_unobserved_arms() -> None:
@@ -251,86 +211,7 @@ def test_rollout_config_errors_name_the_key() -> None:
         RolloutGDROAllocator(2, config=RolloutGDROConfig(alpha=-0.1))
 
 
-# ---------------------------------------------------------------- rollout_gdro: the joint choice
-
-
-def brute_force(counts, arms, log_prob, total) -> float:
-    """max sum_b count_b log p_b(n_b) over arm vectors with sum_b count_b n_b == total (-inf if none)."""
-    active = np.flatnonzero(counts)
-    best = -math.inf
-    for choice in itertools.product(range(len(arms)), repeat=len(active)):
-        if sum(counts[b] * arms[a] for b, a in zip(active, choice, strict=True)) == total:
-            best = max(best, sum(counts[b] * log_prob[b, a] for b, a in zip(active, choice, strict=True)))
-    return best
-
-
-def objective(counts, arms, log_prob, chosen) -> float:
-    return sum(counts[b] * log_prob[b, np.searchsorted(arms, chosen[b])] for b in np.flatnonzero(counts))
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    data=st.data(),
-    num_groups=st.integers(1, 4),
-    n_min=st.integers(1, 3),
-    width=st.integers(0, 6),
-)
-def test_dp_matches_brute_force(data, num_groups, n_min, width) -> None:
-    n_max = n_min + width
-    arms = np.arange(n_min, n_max + 1)
-    counts = np.array(data.draw(st.lists(st.integers(0, 5), min_size=num_groups, max_size=num_groups)))
-    if counts.sum() == 0:
-        counts[0] = 1
-    # Any whole total in range, so non-integer nbar (where no exact whole-arm vector may exist) is covered.
-    total = data.draw(st.integers(n_min * int(counts.sum()), n_max * int(counts.sum())))
-    log_prob = np.log(
-        np.array(
-            data.draw(
-                st.lists(
-                    st.floats(1e-3, 1.0), min_size=num_groups * len(arms), max_size=num_groups * len(arms)
-                )
-            )
-        )
-    ).reshape(num_groups, len(arms))
-    chosen = exact_budget_arms(counts, arms, log_prob, total, total / counts.sum())
-    np.testing.assert_array_equal(chosen[counts == 0], 0)
-    assert np.all((chosen[counts > 0] >= n_min) & (chosen[counts > 0] <= n_max))
-    best = brute_force(counts, arms, log_prob, total)
-    if math.isfinite(best):  # an exact vector exists: the DP must return an optimal one
-        assert int((counts * chosen).sum()) == total
-        assert objective(counts, arms, log_prob, chosen) == pytest.approx(best, abs=1e-9)
-    else:  # none exists: the DP returns a vector below the total for `complete_budget` to top up
-        assert int((counts * chosen).sum()) < total
-
-
-def test_dp_through_the_allocator_matches_brute_force() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        allocator = RolloutGDROAllocator(3, BudgetConfig(nbar=4, n_min=2, n_max=8))
-        allocator.utility = rng.uniform(0.0, 1.0, size=(3, 7))
-        allocator.observed[:] = True
-        bins = rng.integers(0, 3, size=int(rng.integers(3, 9)))
-        counts = np.bincount(bins, minlength=3)
-        rollouts = allocator.allocate(bins)
-        # p_b(n) = 0.99 softmax(0.65 U_b)(n) + 0.01 / 7, by hand from the utilities (mu = 0).
-        exp = np.exp(0.65 * allocator.utility)
-        log_prob = np.log(0.99 * exp / exp.sum(axis=1, keepdims=True) + 0.01 / 7)
-        per_bin = np.zeros(3, dtype=np.int64)
-        for b in np.flatnonzero(counts):
-            assert len(set(rollouts[bins == b].tolist())) == 1  # integer nbar: one arm per bin
-            per_bin[b] = rollouts[bins == b][0]
-        assert rollouts.sum() == 4 * len(bins)
-        best = brute_force(counts, np.arange(2, 9), log_prob, 4 * len(bins))
-        assert objective(counts, np.arange(2, 9), log_prob, per_bin) == pytest.approx(best, abs=1e-9)
-
-
-def test_ties_go_to_nbar() -> None:
-    allocator = RolloutGDROAllocator(4)  # no utility observed, mu = 0: every p_b is uniform
-    bins = np.array([0, 0, 1, 3, 3, 3, 2])
-    np.testing.assert_array_equal(allocator.allocate(bins), [4] * 7)
-    counts = np.array([2, 3])
-    log_prob = np.full((2, 11), math.log(1 / 11))
-    np.testing.assert_array_equal(exact_budget_arms(counts, np.arange(2, 13), log_prob, 30, 6.0), [6, 6])
+# ---------------------------------------------------------------- rollout_gdro: shadow price and state
 
 
 def test_mu_moves_with_the_favourite_arms() -> None:
@@ -360,21 +241,6 @@ def test_mu_never_negative() -> None:
     assert allocator.mu == 0.0
 
 
-def test_non_integer_nbar_without_an_exact_arm_vector() -> None:
-    # nbar 4.5, M = 10, bins of 4 and 6 prompts: 4 a + 6 b = 45 is odd, so no whole-arm vector exists.
-    rng = np.random.default_rng(1)
-    bins = np.array([0] * 4 + [1] * 6)
-    for _ in range(10):
-        allocator = RolloutGDROAllocator(2, BudgetConfig(nbar=4.5))
-        allocator.utility = rng.uniform(0.0, 1.0, size=(2, 11))
-        allocator.observed[:] = True
-        rollouts = allocator.allocate(bins)
-        assert rollouts.sum() == 45
-        assert np.all((rollouts >= 2) & (rollouts <= 12))
-        for b in (0, 1):
-            assert np.ptp(rollouts[bins == b]) <= 1
-
-
 def test_rollout_state_round_trip() -> None:
     allocator = RolloutGDROAllocator(3)
     allocator.update(result([0, 1, 1, 2], [4] * 4, [0.1, 0.5, 0.7, 0.9]))
@@ -386,71 +252,117 @@ def test_rollout_state_round_trip() -> None:
     assert restored.mu == allocator.mu
 
 
-# ---------------------------------------------------------------- every allocator keeps the budget
+# ---------------------------------------------------------------- rollout_gdro: exploration (surrogate)
 
 
-@st.composite
-def allocation_cases(draw):
-    num_groups = draw(st.integers(1, 11))
-    batch_size = draw(st.integers(1, 300))
-    used = draw(st.lists(st.integers(0, num_groups - 1), min_size=1, max_size=num_groups, unique=True))
-    bins = np.array(draw(st.lists(st.sampled_from(used), min_size=batch_size, max_size=batch_size)))
-    n_min = draw(st.integers(1, 4))
-    n_max = draw(st.integers(max(n_min, 2), 16))
-    if draw(st.booleans()):
-        nbar = float(draw(st.sampled_from([n for n in (2, 3, 4, 5, 6) if n_min <= n <= n_max] or [n_min])))
-    else:  # any whole total in range: nbar = total / M, often not an integer
-        nbar = draw(st.integers(n_min * batch_size, n_max * batch_size)) / batch_size
-    return (
-        num_groups,
-        bins,
-        BudgetConfig(nbar=nbar, n_min=n_min, n_max=n_max),
-        draw(st.randoms(use_true_random=False)),
-    )
+class FixedGumbel:
+    """Stands in for the allocator's generator: every draw returns `g` (zeros = no perturbation)."""
+
+    def __init__(self, g: np.ndarray) -> None:
+        self.g = g
+
+    def gumbel(self, size: tuple[int, int]) -> np.ndarray:
+        assert size == self.g.shape
+        return self.g
 
 
-def build_allocators(num_groups: int, budget: BudgetConfig, rnd) -> list:
-    sqrt_optimal = SqrtOptimalAllocator(num_groups, budget)
-    sqrt_optimal.variance = np.array(
-        [NAN if rnd.random() < 0.3 else rnd.uniform(0, 0.3) for _ in range(num_groups)]
-    )
-    rollout = RolloutGDROAllocator(num_groups, budget, RolloutGDROConfig(utility="informative"))
-    rollout.utility = np.array([[rnd.uniform(-1, 1) for _ in rollout.arms] for _ in range(num_groups)])
-    rollout.observed = np.array([[rnd.random() < 0.7 for _ in rollout.arms] for _ in range(num_groups)])
-    rollout.mu = rnd.uniform(0, 2)
-    return [FixedAllocator(num_groups, budget), sqrt_optimal, rollout]
+def surrogate_allocator(num_groups: int, seed: int = 0) -> RolloutGDROAllocator:
+    return RolloutGDROAllocator(num_groups, config=RolloutGDROConfig(utility="surrogate"), seed=seed)
 
 
-@settings(max_examples=100, deadline=None)
-@given(case=allocation_cases())
-def test_every_allocator_spends_exactly_the_budget(case) -> None:
-    num_groups, bins, budget, rnd = case
-    total = round(budget.nbar * len(bins))
-    for allocator in build_allocators(num_groups, budget, rnd):
-        for _ in range(2):  # a second call also runs from the moved mu
-            rollouts = allocator.allocate(bins)
-            assert rollouts.shape == bins.shape
-            assert int(rollouts.sum()) == total, type(allocator).__name__
-            assert rollouts.min() >= budget.n_min and rollouts.max() <= budget.n_max, type(allocator).__name__
-            for b in np.unique(bins):  # prompts of one bin differ by at most one rollout
-                assert np.ptp(rollouts[bins == b]) <= 1, type(allocator).__name__
-        if isinstance(allocator, RolloutGDROAllocator):
-            assert allocator.mu >= 0.0
+def test_surrogate_choice_maximises_the_gumbel_perturbed_objective() -> None:
+    rng = np.random.default_rng(4)
+    bins = np.repeat(np.arange(4), [3, 5, 9, 15])
+    for _ in range(10):
+        allocator = surrogate_allocator(4)
+        allocator.utility, allocator.observed[:] = rng.uniform(-1, 1, size=(4, 11)), True
+        g = rng.gumbel(size=(4, 11))
+        allocator.rng = FixedGumbel(g)
+        rollouts = allocator.allocate(bins)
+        # sum_b count_b (log p_b(n_b) + g_b(n_b)) at the exact budget: one g per bin and arm.
+        expected = exact_budget_arms(
+            np.bincount(bins), allocator.arms, np.log(allocator.arm_probs) + g, 128, 4.0
+        )
+        np.testing.assert_array_equal(rollouts, expected[bins])
 
 
-@settings(max_examples=50, deadline=None)
-@given(
-    batch_size=st.integers(1, 50),
-    n_min=st.integers(1, 4),
-    width=st.integers(0, 8),
-    below=st.booleans(),
-    gap=st.sampled_from([0.5, 1.0, 2.0]),
-)
-def test_every_allocator_rejects_an_infeasible_budget(batch_size, n_min, width, below, gap) -> None:
-    n_max = n_min + width
-    nbar = n_min - gap if below else n_max + gap  # M nbar outside [M n_min, M n_max]
-    budget = BudgetConfig(nbar=nbar, n_min=n_min, n_max=n_max)
-    bins = np.zeros(batch_size, dtype=np.int64)
-    for build in (FixedAllocator, SqrtOptimalAllocator, RolloutGDROAllocator):
-        with pytest.raises(ValueError, match=r"allocator\.n"):
-            build(1, budget).allocate(bins)
+def test_surrogate_explores_from_uniform_scores_where_informative_stays_at_nbar() -> None:
+    """Nothing observed: every arm scores alike and p_b is uniform. Unperturbed (the old behaviour, and
+    `informative`, which needs no exploration) the tie goes to nbar every step; perturbed, arms vary."""
+    bins = np.repeat(np.arange(5), [20, 20, 20, 20, 20])
+    informative, explorer = RolloutGDROAllocator(5), surrogate_allocator(5)
+    unperturbed = surrogate_allocator(5)
+    unperturbed.rng = FixedGumbel(np.zeros((5, 11)))
+    arms_played = [set() for _ in range(5)]
+    for _ in range(50):
+        np.testing.assert_array_equal(informative.allocate(bins), 4)
+        np.testing.assert_array_equal(unperturbed.allocate(bins), 4)
+        rollouts = explorer.allocate(bins)
+        assert rollouts.sum() == 400
+        for b in range(5):
+            arms_played[b].add(int(rollouts[bins == b][0]))
+    # Five equal bins at mean 4: an arm far above nbar needs the other bins near n_min, so it is rarer.
+    assert all(len(played) >= 6 and {2, 3, 4, 5, 6} <= played for played in arms_played)
+
+
+def test_gumbel_draws_follow_the_seed_and_the_saved_state() -> None:
+    bins = np.repeat(np.arange(3), [10, 20, 30])
+    first, twin, other = (surrogate_allocator(3, seed=seed) for seed in (1, 1, 2))
+    runs = [[allocator.allocate(bins).tolist() for _ in range(5)] for allocator in (first, twin, other)]
+    assert runs[0] == runs[1] != runs[2]
+    restored = surrogate_allocator(3, seed=7)
+    restored.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert [restored.allocate(bins).tolist() for _ in range(5)] == [
+        first.allocate(bins).tolist() for _ in range(5)
+    ]
+
+
+def paper_preset_violations(
+    seed: int, perturbed: bool = True, steps: int = 300, batch: int = 256
+) -> list[str]:
+    """`rollout_gdro_paper` on the simulator (its surrogate proxy, `LearningSimulator.surrogate_loss`):
+    the budget is exact every step; every arm the budget allows a bin in at least a third of the steps
+    is played at least once; most steps depart from nbar; mu leaves 0."""
+    simulator, curriculum = build_sim_run("uniform", "rollout_gdro_paper", seed=seed)
+    allocator = curriculum.allocator
+    if not perturbed:  # the old choice: argmax of log p_b alone
+        allocator.rng = FixedGumbel(np.zeros(allocator.utility.shape))
+    groups, arms = allocator.num_groups, allocator.arms
+    played = np.zeros((groups, len(arms)), dtype=bool)
+    allowed = np.zeros((groups, len(arms)))
+    departed, mu, problems = 0, [], []
+    for _ in range(steps):
+        plan, _, report = simulate_step(simulator, curriculum, batch)
+        if plan.rollouts_per_prompt.sum() != 4 * batch:
+            problems.append(f"budget {plan.rollouts_per_prompt.sum()} != {4 * batch}")
+        played[plan.bins, plan.rollouts_per_prompt - 2] = True
+        counts = np.bincount(plan.bins, minlength=groups)[:, None]
+        # arm n fits when the other prompts can absorb it within [2, 12]: count (n - 4) <= (M - count) 2
+        # and count (4 - n) <= (M - count) 8.
+        allowed += (
+            (counts > 0)
+            & (counts * (arms - 4) <= (batch - counts) * 2)
+            & (counts * (4 - arms) <= (batch - counts) * 8)
+        )
+        departed += int(np.any(plan.rollouts_per_prompt != 4))
+        mu.append(report.shadow_price)
+    never = np.nonzero((allowed >= steps / 3) & ~played)
+    missing = [(int(b), int(arms[a])) for b, a in zip(*never, strict=True)]
+    if missing:
+        problems.append(f"(bin, arm) allowed but never played: {missing[:8]}")
+    if departed < steps / 2:
+        problems.append(f"only {departed} of {steps} steps depart from nbar")
+    if max(mu) == 0.0:
+        problems.append("mu never left 0")
+    return problems
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rollout_gdro_paper_plays_every_allowed_arm_on_the_simulator(seed: int) -> None:
+    assert paper_preset_violations(seed) == []
+
+
+def test_rollout_gdro_paper_without_the_perturbation_is_stuck_at_nbar() -> None:
+    """The negative control: the same run with g = 0 plays nbar only and never moves mu."""
+    problems = paper_preset_violations(0, perturbed=False)
+    assert len(problems) == 3 and "never played" in problems[0] and problems[2] == "mu never left 0"

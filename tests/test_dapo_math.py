@@ -38,7 +38,7 @@ def tokenizer():
 
 
 def test_hub_layout_folder_with_config_name(tokenizer):
-    prompt_set = load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), name="en"), tokenizer)
+    prompt_set = load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), config_name="en"), tokenizer)
     assert prompt_set.prompts == [f"{problem}\n\n{BOXED_INSTRUCTION}" for problem in PROBLEMS]
     assert prompt_set.answers == ANSWERS
     assert prompt_set.source_rows == [0, 1, 2, 3, 4]
@@ -50,10 +50,10 @@ def test_hub_layout_folder_with_config_name(tokenizer):
     )
     # As on the hub, README.md's `configs:` names "all", "en" and "cn": the name picks the rows, and
     # leaving it out is an error.
-    everything = load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), name="all"), tokenizer)
+    everything = load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), config_name="all"), tokenizer)
     assert everything.num_rows == 7 and everything.prompts[:5] == prompt_set.prompts
     with pytest.raises(ValueError, match="Config name is missing"):
-        load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), name=None), tokenizer)
+        load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), config_name=None), tokenizer)
 
 
 def test_parquet_file_path_gives_the_same_prompts(tokenizer):

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from gdro.data.synthetic import ALPHABET, SyntheticTaskConfig, build_synthetic_splits
-from gdro.engines.hf import Generations, HFEngine, SamplingParams, sequence_logprobs
-from gdro.evaluation import evaluate_by_level
+from gdro.engines.base import Decoding, Generations
+from gdro.engines.hf import HFEngine, sequence_logprobs, tokenize_prompts
 from gdro.models import base_model
 from gdro.models.base_model import WarmStartConfig, config_hash, ensure_base_model, load_base_model
 from gdro.models.char_tokenizer import build_char_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
-from gdro.rewards import integer_match_reward
+from gdro.rewards import InlineReward, integer_match_reward
+from gdro.train.evaluator import EvalSet, Evaluator
 
 TINY = {
     "hidden_size": 32,
@@ -52,10 +53,11 @@ def test_tiny_model_is_seeded_and_keeps_global_rng(tokenizer):
 def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
     engine = HFEngine(model, tokenizer, batch_size=4)
     counts = [2, 0, 3, 1]
-    params = SamplingParams(max_new_tokens=12)
+    params = Decoding(max_new_tokens=12)
     model.train()
     torch.manual_seed(0)
-    generations = engine.generate(PROMPTS, counts, params)
+    prompt_token_ids = tokenize_prompts(tokenizer, PROMPTS)
+    generations = engine.generate(prompt_token_ids, counts, params)
     assert model.training, "generate must restore train mode"
 
     assert generations.prompt_index.tolist() == [0, 0, 2, 2, 2, 3]
@@ -63,33 +65,54 @@ def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
     for i, prompt_ids in zip(generations.prompt_index, generations.prompt_token_ids, strict=True):
         assert prompt_ids == tokenizer(PROMPTS[i], add_special_tokens=False)["input_ids"]
     assert len(generations.completion_token_ids) == len(generations.texts) == sum(counts)
+    assert len(generations.finish_reasons) == sum(counts)
     for completion in generations.completion_token_ids:
         assert 1 <= len(completion) <= params.max_new_tokens
 
     torch.manual_seed(0)
-    again = engine.generate(PROMPTS, counts, params)
+    again = engine.generate(prompt_token_ids, counts, params)
     assert again.completion_token_ids == generations.completion_token_ids
 
-    empty = engine.generate(PROMPTS, [0, 0, 0, 0], params)
+    empty = engine.generate(prompt_token_ids, [0, 0, 0, 0], params)
     assert empty.prompt_index.shape == (0,) and empty.texts == []
     assert engine.generate([], [], params).completion_token_ids == []
 
 
 def test_completions_stop_at_eos_without_padding(model, tokenizer):
     engine = HFEngine(model, tokenizer, batch_size=16)
-    params = SamplingParams(temperature=1.0, max_new_tokens=40)
+    params = Decoding(temperature=1.0, max_new_tokens=40)
     torch.manual_seed(0)
-    generations = engine.generate(PROMPTS, [10, 10, 10, 10], params)
+    generations = engine.generate(tokenize_prompts(tokenizer, PROMPTS), [10, 10, 10, 10], params)
     eos = tokenizer.eos_token_id
     ended = [c for c in generations.completion_token_ids if eos in c]
     assert ended and len(ended) < 40, "the seed should give both finished and unfinished rollouts"
-    for completion, text in zip(generations.completion_token_ids, generations.texts, strict=True):
+    for completion, text, reason in zip(
+        generations.completion_token_ids, generations.texts, generations.finish_reasons, strict=True
+    ):
         if eos in completion:
-            assert completion.index(eos) == len(completion) - 1
+            assert completion.index(eos) == len(completion) - 1 and reason == "stop"
         else:
             # generate pads only after <eos>, so a full-length completion holds no padding
-            assert len(completion) == params.max_new_tokens
+            assert len(completion) == params.max_new_tokens and reason == "length"
         assert text == tokenizer.decode(completion, skip_special_tokens=True)
+    assert generations.truncation_rate == (40 - len(ended)) / 40
+
+
+def test_extra_stop_token_ids_end_completions(model, tokenizer):
+    """A stop id besides eos (Qwen3 base: <|im_end|>) ends a completion there, kept as its last token."""
+    engine = HFEngine(model, tokenizer, batch_size=16)
+    prompt_ids = tokenize_prompts(tokenizer, PROMPTS)
+    torch.manual_seed(0)
+    free = engine.generate(prompt_ids, [10] * 4, Decoding(max_new_tokens=40))
+    stop = max({t for c in free.completion_token_ids for t in c[:-1]}, key=lambda t: sum(
+        t in c[:-1] for c in free.completion_token_ids))  # fmt: skip
+    torch.manual_seed(0)
+    stopped = engine.generate(prompt_ids, [10] * 4, Decoding(max_new_tokens=40, stop_token_ids=(stop,)))
+    hits = [c for c in stopped.completion_token_ids if stop in c]
+    assert hits
+    for completion, reason in zip(stopped.completion_token_ids, stopped.finish_reasons, strict=True):
+        if stop in completion:
+            assert completion.index(stop) == len(completion) - 1 and reason == "stop"
 
 
 def test_sequence_logprobs_match_unpadded_forward(model, tokenizer):
@@ -122,35 +145,61 @@ class _ScriptedEngine:
     def __init__(self, answers, correct_counts):
         self.answers, self.correct_counts = answers, correct_counts
 
-    def generate(self, prompts, counts, params):
-        prompt_index = np.repeat(np.arange(len(prompts)), counts)
+    def generate(self, prompt_token_ids, counts, decoding):
+        prompt_index = np.repeat(np.arange(len(prompt_token_ids)), counts)
         texts = []
-        for i in range(len(prompts)):
+        for i in range(len(prompt_token_ids)):
             for j in range(counts[i]):
                 wrong = (int(self.answers[i]) + 1) % 100
                 texts.append(f"\\boxed{{{self.answers[i] if j < self.correct_counts[i] else wrong}}}")
         empty = [[] for _ in texts]
-        return Generations(prompt_index, empty, empty, texts)
+        return Generations(prompt_index, empty, empty, texts, ["stop"] * len(texts))
 
 
-def test_evaluate_by_level_metrics():
+def test_evaluator_level_metrics():
     _, evaluation = build_synthetic_splits(
         SyntheticTaskConfig(num_train=10, num_eval_per_level=2, level_steps=(1, 2))
     )
     engine = _ScriptedEngine(evaluation["answer"], correct_counts=[4, 0, 1, 0])
-    metrics = evaluate_by_level(engine, evaluation, integer_match_reward, samples=4)
-    assert metrics == pytest.approx(
-        {
-            "eval/mean@4": 5 / 16,
-            "eval/pass@4": 0.5,
-            "eval/mean@4/level_0": 0.5,
-            "eval/pass@4/level_0": 0.5,
-            "eval/mean@4/level_1": 0.125,
-            "eval/pass@4/level_1": 0.5,
-        }
+    eval_set = EvalSet(
+        "synthetic",
+        [[1]] * 4,
+        list(evaluation["answer"]),
+        InlineReward(integer_match_reward),
+        levels=np.asarray(evaluation["level"]),
     )
-    prefixed = evaluate_by_level(engine, evaluation, integer_match_reward, samples=4, prefix="eval_rollout")
-    assert prefixed == {key.replace("eval/", "eval_rollout/"): value for key, value in metrics.items()}
+    samplings = [("eval", Decoding()), ("eval_rollout", Decoding(temperature=0.5))]
+    metrics = Evaluator(engine, [eval_set], samples=4, samplings=samplings).evaluate()
+    expected = {
+        "eval/mean@4": 5 / 16,
+        "eval/pass@4": 0.5,
+        "eval/mean@4/level_0": 0.5,
+        "eval/pass@4/level_0": 0.5,
+        "eval/mean@4/level_1": 0.125,
+        "eval/pass@4/level_1": 0.5,
+    }
+    assert metrics == pytest.approx(
+        expected | {key.replace("eval/", "eval_rollout/"): value for key, value in expected.items()}
+    )
+
+
+def test_evaluator_benchmark_metrics():
+    """Two benchmark sets: per-benchmark keys and the pooled pass@k over all their prompts."""
+    reward = InlineReward(integer_match_reward)
+    sets = [EvalSet("a", [[1], [1]], ["1", "2"], reward), EvalSet("b", [[1]], ["3"], reward)]
+    engine_a = _ScriptedEngine(["1", "2"], correct_counts=[2, 0])
+    engine_b = _ScriptedEngine(["3"], correct_counts=[1])
+
+    class Routed:
+        def generate(self, prompt_token_ids, counts, decoding):
+            return (engine_a if len(prompt_token_ids) == 2 else engine_b).generate(
+                prompt_token_ids, counts, decoding
+            )
+
+    metrics = Evaluator(Routed(), sets, samples=2, samplings=[("eval", Decoding())]).evaluate()
+    assert metrics["eval/a/mean@2"] == 0.5 and metrics["eval/a/pass@2"] == 0.5
+    assert metrics["eval/b/mean@2"] == 0.5 and metrics["eval/b/pass@2"] == 1.0
+    assert metrics["eval/pass@2"] == pytest.approx(2 / 3)  # pooled over the 3 prompts
 
 
 def test_base_model_hash_ignores_what_the_warm_start_does_not_read():
@@ -187,7 +236,9 @@ def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
     assert model.config.hidden_size == TINY["hidden_size"]
     assert tokenizer.padding_side == "left"
     assert tokenizer("47+3=")["input_ids"] == build_char_tokenizer(ALPHABET)("47+3=")["input_ids"]
-    generations = HFEngine(model, tokenizer).generate(["47+3="], [2], SamplingParams(max_new_tokens=4))
+    generations = HFEngine(model, tokenizer).generate(
+        tokenize_prompts(tokenizer, ["47+3="]), [2], Decoding(max_new_tokens=4)
+    )
     assert len(generations.texts) == 2
 
     with pytest.raises(AssertionError, match="must not be retrained"):

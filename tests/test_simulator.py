@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from gdro.core.curriculum import StepPlan
 from gdro.sim import LearningSimulator, SimulatorConfig, group_abs_advantage_sum
+from gdro.train.sim_policy import SimPolicy
 
 
 def test_level_mix_follows_one_over_d_plus_one() -> None:
@@ -130,10 +132,9 @@ def test_state_dict_round_trip_through_json() -> None:
 
     def run(sim: LearningSimulator, steps: list[np.ndarray]) -> list[np.ndarray]:
         outputs = []
-        for prompt_ids in steps:
-            correct = sim.rollout(prompt_ids, rollouts_per_prompt)
-            sim.learn(prompt_ids, rollouts_per_prompt, correct, 1.0)
-            outputs += [correct, sim.skill.copy()]
+        for prompt_ids in steps:  # `step`: rollouts, learning and the surrogate proxy (its own stream)
+            correct, surrogate = sim.step(prompt_ids, rollouts_per_prompt, np.ones(len(prompt_ids)))
+            outputs += [correct, surrogate, sim.skill.copy()]
         return outputs
 
     original = LearningSimulator(SimulatorConfig(seed=7))
@@ -147,7 +148,7 @@ def test_state_dict_round_trip_through_json() -> None:
         restored.latent_level, LearningSimulator(SimulatorConfig(seed=7)).latent_level
     )
     resumed = run(restored, batches[20:])
-    assert len(resumed) == len(continued) == 60
+    assert len(resumed) == len(continued) == 90
     for expected, actual in zip(continued, resumed, strict=True):
         np.testing.assert_array_equal(actual, expected)
     np.testing.assert_array_equal(restored.level_success(), original.level_success())
@@ -157,3 +158,42 @@ def test_load_state_dict_rejects_another_shape() -> None:
     state = LearningSimulator(SimulatorConfig(num_levels=5)).state_dict()
     with pytest.raises(ValueError, match="levels"):
         LearningSimulator(SimulatorConfig()).load_state_dict(state)
+
+
+def test_surrogate_loss_proxy_by_hand() -> None:
+    sim = LearningSimulator(SimulatorConfig(surrogate_drift=0.05, surrogate_noise=0.0))
+    rollouts_per_prompt = np.array([4, 2, 4, 4, 1, 12])
+    correct = np.array([2, 1, 0, 4, 1, 3])
+    # -drift * mean_j |A_ij|: (n=4, c=2) sum|A| = 2 sqrt(3) -> mean sqrt(3)/2; (n=2, c=1) sqrt(2) -> sqrt(2)/2;
+    # constant groups and n = 1 -> exactly 0; (12, 3) from the closed form.
+    expected = -0.05 * np.array(
+        [np.sqrt(3) / 2, np.sqrt(2) / 2, 0.0, 0.0, 0.0, group_abs_advantage_sum(12, 3)[()] / 12]
+    )
+    np.testing.assert_allclose(sim.surrogate_loss(rollouts_per_prompt, correct), expected, rtol=1e-6)
+    assert np.all(sim.surrogate_loss(rollouts_per_prompt, correct)[2:5] == 0.0)
+
+
+def test_surrogate_noise_spares_constant_groups_and_leaves_rollouts_alone() -> None:
+    noisy, quiet = (LearningSimulator(SimulatorConfig(seed=4, surrogate_noise=0.02)) for _ in range(2))
+    prompt_ids = np.arange(2048)
+    correct = noisy.rollout(prompt_ids, 4)
+    np.testing.assert_array_equal(quiet.rollout(prompt_ids, 4), correct)
+    loss = noisy.surrogate_loss(4, correct)
+    mixed = (correct > 0) & (correct < 4)
+    assert mixed.sum() > 300 and np.all(loss[~mixed] == 0.0)
+    residual = loss[mixed] + 0.05 * group_abs_advantage_sum(4, correct[mixed]) / 4
+    assert 0.017 < residual.std() < 0.023 and abs(residual.mean()) < 0.004
+    # The noise has its own stream: the next rollouts match those of a simulator that drew none.
+    np.testing.assert_array_equal(noisy.rollout(prompt_ids, 4), quiet.rollout(prompt_ids, 4))
+
+
+def test_sim_policy_reports_the_surrogate_proxy() -> None:
+    """`policy=sim` gives the paper presets a signal: the proxy, not zeros (the old, inert behaviour)."""
+    policy, twin = SimPolicy(SimulatorConfig(seed=6)), LearningSimulator(SimulatorConfig(seed=6))
+    prompt_ids, rollouts = np.arange(0, 2048, 8), np.full(256, 4)
+    plan = StepPlan(prompt_ids, np.zeros(256, dtype=np.int64), rollouts, np.ones(256), np.ones(10) / 10)
+    outcome = policy.train_step(plan)
+    correct, surrogate = twin.step(prompt_ids, rollouts, np.ones(256))
+    np.testing.assert_array_equal(outcome.correct_per_prompt, correct)
+    np.testing.assert_array_equal(outcome.surrogate_loss, surrogate)
+    assert np.count_nonzero(surrogate) > 50 and np.all(surrogate[(correct == 0) | (correct == 4)] == 0.0)

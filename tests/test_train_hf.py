@@ -123,16 +123,16 @@ def test_trainer_clip_ratio_c_reaches_the_training_loss(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """trainer.clip_ratio_c is the dual-clip constant of the training loss; the surrogate signal has none."""
-    from gdro.train import hf_policy
+    from gdro.train import actor
 
-    surrogate = hf_policy.clipped_surrogate_loss
+    surrogate = actor.clipped_surrogate_loss
     seen: list = []
 
     def recording(*args, **kwargs):
         seen.append(kwargs.get("clip_ratio_c", "default"))
         return surrogate(*args, **kwargs)
 
-    monkeypatch.setattr(hf_policy, "clipped_surrogate_loss", recording)
+    monkeypatch.setattr(actor, "clipped_surrogate_loss", recording)
     records = run_hf(tmp_path, cache_dir, ["trainer.steps=1", "trainer.clip_ratio_c=2.5"])
     assert seen and set(seen) == {2.5, None}
     assert 0.0 <= records[1]["loss/dual_clip_fraction"] <= 1.0
@@ -199,14 +199,14 @@ def test_the_learning_test_fails_when_the_update_sign_is_flipped(
 ) -> None:
     """The same runs with negated advantages in the PPO loss (measured: success 0.022 -> 0.0,
     0.028 -> 0.0, 0.025 -> 0.0)."""
-    from gdro.train import hf_policy
+    from gdro.train import actor
 
-    surrogate = hf_policy.clipped_surrogate_loss
+    surrogate = actor.clipped_surrogate_loss
 
     def flipped(logprobs, old_logprobs, advantages, **kwargs):
         return surrogate(logprobs, old_logprobs, -advantages, **kwargs)
 
-    monkeypatch.setattr(hf_policy, "clipped_surrogate_loss", flipped)
+    monkeypatch.setattr(actor, "clipped_surrogate_loss", flipped)
     gains = []
     for seed in LEARNING_SEEDS:
         first, last = _success_first_and_last(tmp_path / f"seed{seed}", cache_dir, seed)

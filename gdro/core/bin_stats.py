@@ -18,8 +18,7 @@ def bin_means(values: np.ndarray, bins: np.ndarray, num_groups: int) -> np.ndarr
     """lbar(b) = mean of `values` over the batch prompts of bin b; NaN for bins absent from the batch; [G]."""
     counts = bin_counts(bins, num_groups)
     sums = np.bincount(np.asarray(bins, dtype=np.int64), weights=values, minlength=num_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def ema_update(current: np.ndarray, new: np.ndarray, beta: float) -> np.ndarray:
@@ -30,10 +29,14 @@ def ema_update(current: np.ndarray, new: np.ndarray, beta: float) -> np.ndarray:
 
 
 def fill_unscored(scores: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Active bins never scored take the mean score of the scored active bins (0 when none is scored)."""
-    scored = active & ~np.isnan(scores)
-    fallback = scores[scored].mean() if scored.any() else 0.0
-    return np.where(active & np.isnan(scores), fallback, scores)
+    """Active bins never scored take the mean score of the scored active bins (0 when none is scored);
+    a new array either way."""
+    unscored = active & np.isnan(scores)
+    if not unscored.any():  # the usual case once every bin has been seen
+        return scores.copy()
+    scored = active & ~unscored
+    fallback = scores[scored].sum() / scored.sum() if scored.any() else 0.0  # the mean, without its overhead
+    return np.where(unscored, fallback, scores)
 
 
 def mixed_softmax(logits: np.ndarray, active: np.ndarray, eta: float, gamma: float) -> np.ndarray:
@@ -42,8 +45,7 @@ def mixed_softmax(logits: np.ndarray, active: np.ndarray, eta: float, gamma: flo
     Works along the last axis, so a [G, A] matrix of arm scores gives one distribution per row.
     """
     scaled = np.where(active, eta * logits, -np.inf)
-    scaled = scaled - scaled.max(axis=-1, keepdims=True)
-    exp = np.where(active, np.exp(scaled), 0.0)
+    exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))  # exactly 0 where inactive
     softmax = exp / exp.sum(axis=-1, keepdims=True)
     num_active = active.sum(axis=-1, keepdims=True)
     return np.where(active, (1.0 - gamma) * softmax + gamma / num_active, 0.0)

@@ -196,6 +196,48 @@ def aggregate_loss(
     return masked_loss.sum() / nonempty_rows / length
 
 
+def aggregate_loss_share(
+    token_loss: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str,
+    batch_tokens: int,
+    batch_rows: int,
+    norm_length: int | None = None,
+) -> torch.Tensor:
+    """One micro-batch's term of `aggregate_loss` over a mini-batch cut into micro-batches.
+
+    The denominators come from the WHOLE mini-batch: N = `batch_tokens`, its response tokens
+    (sum of its mask), and R = `batch_rows`, its rows holding at least one token. For this
+    micro-batch's rows s (l, m as in `aggregate_loss`):
+    "token-mean": sum_{s,t} l_st m_st / max(N, 1);
+    "seq-mean-token-mean": sum_s [ sum_t l_st m_st / max(sum_t m_st, 1) ] / max(R, 1)
+    (an empty row adds 0);
+    "seq-mean-token-sum-norm": sum_{s,t} l_st m_st / max(R, 1) / norm_length.
+    Summed over micro-batches that partition the mini-batch's rows, the terms give
+    aggregate_loss(l, m, mode, norm_length) of the whole mini-batch (equal up to rounding, whatever
+    the cut), and so do their gradients: gradient accumulation over micro-batches then equals one
+    pass over the mini-batch. "seq-mean-token-sum-norm" needs `norm_length`, since the padded length
+    that `aggregate_loss` would fall back on differs between micro-batches.
+
+    Args:
+        token_loss: [S_mb, T_mb] per-token loss of the micro-batch's rows.
+        mask: [S_mb, T_mb] 1 for response tokens, 0 for padding (bool or float).
+
+    Returns:
+        Scalar tensor.
+    """
+    if mode not in LOSS_AGGREGATIONS:
+        raise ValueError(f"mode must be one of {LOSS_AGGREGATIONS}, got {mode!r}")
+    if mode == "seq-mean-token-sum-norm" and norm_length is None:
+        raise ValueError("seq-mean-token-sum-norm needs norm_length for micro-batch shares")
+    mask = mask.to(token_loss.dtype)
+    if mode == "token-mean":
+        return (token_loss * mask).sum() / max(batch_tokens, 1)
+    if mode == "seq-mean-token-mean":
+        return sequence_mean(token_loss, mask).sum() / max(batch_rows, 1)
+    return (token_loss * mask).sum() / max(batch_rows, 1) / norm_length
+
+
 def sequence_mean(token_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-response token average: sum_t l_st m_st / max(sum_t m_st, 1).
 

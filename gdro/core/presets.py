@@ -53,8 +53,10 @@ def build_sampler(name: str, num_prompts: int, num_groups: int, seed: int = 0, *
     return PromptGDROSampler(num_prompts, num_groups, replace(preset, **overrides), seed=seed)
 
 
-def build_allocator(name: str, num_groups: int, budget: BudgetConfig, **overrides: Any) -> Allocator:
-    """The allocator preset `name` with `overrides` applied to its config."""
+def build_allocator(
+    name: str, num_groups: int, budget: BudgetConfig, seed: int = 0, **overrides: Any
+) -> Allocator:
+    """The allocator preset `name` with `overrides` applied to its config; `seed` feeds Rollout-GDRO's draws."""
     if name not in ALLOCATOR_PRESETS:
         raise _unknown("allocator", name, ALLOCATOR_PRESETS)
     preset = ALLOCATOR_PRESETS[name]
@@ -64,4 +66,4 @@ def build_allocator(name: str, num_groups: int, budget: BudgetConfig, **override
         return FixedAllocator(num_groups, budget)
     if isinstance(preset, SqrtOptimalConfig):
         return SqrtOptimalAllocator(num_groups, budget, replace(preset, **overrides))
-    return RolloutGDROAllocator(num_groups, budget, replace(preset, **overrides))
+    return RolloutGDROAllocator(num_groups, budget, replace(preset, **overrides), seed=seed)

@@ -48,7 +48,7 @@ class DapoMathConfig:
     """Where the DAPO-Math rows come from and how they become prompts.
 
     path: hub id, local folder in the hub layout, or a .parquet/.json/.jsonl file
-        (see `gdro.data.sources`). name: config name (None for a file). split: the split read.
+        (see `gdro.data.sources`). config_name: the hub config (None for a file). split: the split read.
     prompt_column / answer_column: the problem text and the final answer.
     template: "base" or "chat" (`gdro.data.prompt_template`).
     max_prompt_tokens: longer templated prompts are dropped (the paper's 3200).
@@ -56,7 +56,7 @@ class DapoMathConfig:
     """
 
     path: str = "open-r1/DAPO-Math-17k-Processed"
-    name: str | None = "en"
+    config_name: str | None = "en"
     split: str = "train"
     prompt_column: str = "prompt"
     answer_column: str = "solution"
@@ -66,11 +66,11 @@ class DapoMathConfig:
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {self.template!r}")
+            raise ValueError(f"dataset.template must be one of {TEMPLATES}, got {self.template!r}")
         if self.on_bad_row not in BAD_ROW_POLICIES:
-            raise ValueError(f"on_bad_row must be one of {BAD_ROW_POLICIES}, got {self.on_bad_row!r}")
+            raise ValueError(f"dataset.on_bad_row must be one of {BAD_ROW_POLICIES}, got {self.on_bad_row!r}")
         if self.max_prompt_tokens < 1:
-            raise ValueError(f"max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
+            raise ValueError(f"dataset.max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class PromptSet:
 
 def load_dapo_math(config: DapoMathConfig, tokenizer: PreTrainedTokenizerBase) -> PromptSet:
     """Read the configured split (`gdro.data.sources.load_split`) and `prepare_prompts` it."""
-    rows = load_split(config.path, config.name, config.split)
+    rows = load_split(config.path, config.config_name, config.split)
     prompt_set = prepare_prompts(rows, config, tokenizer)
     bad = ", ".join(f"{reason}={count}" for reason, count in sorted(prompt_set.bad_rows.items()))
     log.info(
@@ -209,8 +209,9 @@ def prompt_fingerprint(prompts: list[str], answers: list[str]) -> str:
     return digest.hexdigest()[:FINGERPRINT_CHARS]
 
 
-def check_fingerprint(saved: str, current: str) -> None:
-    """Raise if a checkpoint's prompt-set fingerprint differs from the prompts prepared now."""
+def check_fingerprint(saved: str | None, current: str | None) -> None:
+    """Raise if a checkpoint's prompt-set fingerprint differs from the prompts prepared now (None: a
+    generated task, whose prompts its config fixes)."""
     if saved != current:
         raise ValueError(
             f"training prompt set changed: the checkpoint was trained on fingerprint {saved}, the "

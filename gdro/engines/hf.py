@@ -7,34 +7,22 @@ Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from gdro.engines.sampling import SamplingParams
-
-
-@dataclass
-class Generations:
-    """R = sum(counts) rollouts, flat and grouped by prompt.
-
-    prompt_index: [R] int64, the input prompt of each rollout.
-    prompt_token_ids: [R] lists, the prompt's tokens (no padding).
-    completion_token_ids: [R] lists, generated tokens up to and including <eos> if produced.
-    texts: [R] decoded completions without special tokens.
-    """
-
-    prompt_index: np.ndarray
-    prompt_token_ids: list[list[int]]
-    completion_token_ids: list[list[int]]
-    texts: list[str]
+from gdro.engines.base import Decoding, Generations
 
 
 class HFEngine:
-    """Samples completions with `model.generate` in chunks of at most `batch_size` sequences."""
+    """Samples completions with `model.generate` in chunks of at most `batch_size` sequences.
+
+    It generates from the actor's own module (same process, same parameters), so `sync_weights` has
+    nothing to copy and `sleep` / `wake` have no memory to release: the protocol's other engines need them.
+    Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it.
+    """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 256):
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
@@ -43,55 +31,83 @@ class HFEngine:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
 
-    def generate(self, prompts: list[str], counts: Sequence[int], params: SamplingParams) -> Generations:
-        """counts[i] rollouts of prompts[i] for every i (a count may be 0)."""
-        if len(prompts) != len(counts):
-            raise ValueError(f"{len(prompts)} prompts but {len(counts)} counts")
+    def generate(
+        self, prompt_token_ids: Sequence[Sequence[int]], counts: Sequence[int], decoding: Decoding
+    ) -> Generations:
+        """counts[i] rollouts of prompt_token_ids[i] for every i (a count may be 0)."""
+        if len(prompt_token_ids) != len(counts):
+            raise ValueError(f"{len(prompt_token_ids)} prompts but {len(counts)} counts")
         counts_array = np.asarray(counts, dtype=np.int64)
         if (counts_array < 0).any():
             raise ValueError("counts must be non-negative")
-        prompt_index = np.repeat(np.arange(len(prompts), dtype=np.int64), counts_array)
+        prompt_index = np.repeat(np.arange(len(prompt_token_ids), dtype=np.int64), counts_array)
         if len(prompt_index) == 0:
-            return Generations(prompt_index, [], [], [])
-        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-        prompt_token_ids = [list(encoded[i]) for i in prompt_index]
+            return Generations(prompt_index, [], [], [], [])
+        rollout_prompts = [list(prompt_token_ids[i]) for i in prompt_index]
 
-        completion_token_ids: list[list[int]] = []
+        completions: list[list[int]] = []
+        reasons: list[str] = []
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                for start in range(0, len(prompt_token_ids), self.batch_size):
-                    chunk = prompt_token_ids[start : start + self.batch_size]
-                    completion_token_ids += self._generate_chunk(chunk, params)
+                for start in range(0, len(rollout_prompts), self.batch_size):
+                    chunk_tokens, chunk_reasons = self._generate_chunk(
+                        rollout_prompts[start : start + self.batch_size], decoding
+                    )
+                    completions += chunk_tokens
+                    reasons += chunk_reasons
         finally:
             self.model.train(was_training)
-        texts = self.tokenizer.batch_decode(completion_token_ids, skip_special_tokens=True)
-        return Generations(prompt_index, prompt_token_ids, completion_token_ids, texts)
+        texts = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+        return Generations(prompt_index, rollout_prompts, completions, texts, reasons)
 
-    def _generate_chunk(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
+    def _generate_chunk(
+        self, prompt_token_ids: list[list[int]], decoding: Decoding
+    ) -> tuple[list[list[int]], list[str]]:
         batch = self.tokenizer.pad(
             {"input_ids": prompt_token_ids}, padding=True, padding_side="left", return_tensors="pt"
         ).to(self.model.device)
         sampling = {"do_sample": False}
-        if params.temperature > 0:
+        if decoding.temperature > 0:
             sampling = {
                 "do_sample": True,
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "top_k": params.top_k,
+                "temperature": decoding.temperature,
+                "top_p": decoding.top_p,
+                "top_k": decoding.top_k,
             }
+        stops = [self.tokenizer.eos_token_id, *decoding.stop_token_ids]
         sequences = self.model.generate(
             **batch,
-            max_new_tokens=params.max_new_tokens,
+            max_new_tokens=decoding.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=stops,
             **sampling,
         )
         generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
-        eos = self.tokenizer.eos_token_id
-        # After <eos> generate fills with padding; keep everything up to and including the first <eos>.
-        return [tokens[: tokens.index(eos) + 1] if eos in tokens else tokens for tokens in generated]
+        # After a stop token generate fills with padding; keep everything up to and including the first stop.
+        completions, reasons = [], []
+        for tokens in generated:
+            end = next((k for k, token in enumerate(tokens) if token in stops), None)
+            completions.append(tokens if end is None else tokens[: end + 1])
+            reasons.append("length" if end is None else "stop")
+        return completions, reasons
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Nothing to copy: generation runs on the actor's own parameters."""
+
+    def sleep(self) -> None:
+        """Nothing to release (no separate weights or KV cache)."""
+
+    def wake(self) -> None:
+        """Nothing to restore."""
+
+
+def tokenize_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> list[list[int]]:
+    """Prompt strings as token id lists, without special tokens (the template already holds any)."""
+    if not prompts:  # a fast tokenizer refuses an empty batch
+        return []
+    return [list(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
 
 
 def sequence_logprobs(

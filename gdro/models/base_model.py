@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
+from gdro.config.models import WarmStartConfig
 from gdro.data.synthetic import (
     ALPHABET,
     ChainProblem,
@@ -54,28 +55,6 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT_VERSION = 1  # bump when the training recipe changes in a way the configs do not show
 LOG_EVERY_STEPS = 50
 IGNORE_INDEX = -100  # label value transformers' causal-LM loss skips
-
-
-@dataclass
-class WarmStartConfig:
-    """Supervised warm start: AdamW, linear warm-up then cosine decay to 0, gradient clip 1.0.
-
-    Levels are drawn with p(l) proportional to 1 / (l + 1)^level_mix_power, each at least
-    level_floor (then renormalised); problems are fresh random chains, never an eval prompt (they
-    may repeat RL train prompts: level 0 has only 1,800 distinct problems). The targets are written
-    by a careless demonstrator that forgets each carry with probability carry_slip_rate
-    (`gdro.data.synthetic.careless_values`); 0 gives the correct worked solutions.
-    """
-
-    steps: int = 900
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
-    level_mix_power: float = 1.0
-    level_floor: float = 0.05
-    carry_slip_rate: float = 0.6
-    seed: int = 0
 
 
 def config_hash(

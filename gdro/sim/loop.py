@@ -1,7 +1,7 @@
 """The curriculum loop on the learning simulator: plan -> rollout -> learn -> observe, no model.
 
-This is the controllers' whole closed loop at thousands of steps per second, used by the emergent
-curriculum tests, the controller benchmark and `policy=sim`.
+This is the controllers' whole closed loop at thousands of steps per second, used by the simulator
+tests; `SimPolicy` (`policy=sim`) and the controller benchmark run the same `LearningSimulator.step`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ StepCallback = Callable[[int, StepPlan, np.ndarray, BinReport], None]
 def simulate_step(
     simulator: LearningSimulator, curriculum: Curriculum, batch_size: int
 ) -> tuple[StepPlan, np.ndarray, BinReport]:
-    """One step: the curriculum plans, the simulator rolls out and learns from the weighted signal.
-
-    On-policy with a single update the clipped surrogate is exactly 0 for every prompt (ratio 1, group
-    advantages summing to 0), so that is what the simulator reports as the surrogate loss.
-    """
+    """One step: the curriculum plans, the simulator rolls out, learns from the weighted signal and
+    reports its surrogate-loss proxy (`LearningSimulator.surrogate_loss`), the curriculum observes."""
     plan = curriculum.plan(batch_size)
-    correct = simulator.rollout(plan.prompt_ids, plan.rollouts_per_prompt)
-    simulator.learn(plan.prompt_ids, plan.rollouts_per_prompt, correct, plan.advantage_weights)
-    report = curriculum.observe(plan, correct, surrogate_loss=np.zeros(batch_size))
+    correct, surrogate = simulator.step(plan.prompt_ids, plan.rollouts_per_prompt, plan.advantage_weights)
+    report = curriculum.observe(plan, correct, surrogate_loss=surrogate)
     return plan, correct, report
 
 

@@ -12,6 +12,15 @@ incorrect rollouts, in proportion to w_i * sum_j |A_ij| (w_i: the controller's a
 Per level, gain[d] = lr * sum_{i at level d} w_i sum_j |A_ij| / sum_i n_i, and skill transfers to
 neighbouring levels: skill[d'] += sum_d gain[d] * exp(-spread * |d - d'|).
 
+Surrogate loss (the signal of the paper presets, spec sections 3-4). The real per-prompt clipped
+surrogate is exactly 0 on-policy and comes only from the policy's drift within a step; the simulator
+models that drift as each rollout's probability ratio moving by `surrogate_drift` in the direction of
+its advantage, rho_ij = 1 + drift sign(A_ij) (inside the clip range), which gives
+    l_i = -mean_j rho_ij A_ij = -drift mean_j |A_ij|        (sum_j A_ij = 0),
+plus N(0, surrogate_noise^2) for the mini-batch noise, drawn from a stream of its own; both terms are
+0 for a group without disagreement, as the real loss is. So -l_i rewards groups that disagree, with a
+signal of the real loss's small size, and an arm n of a bin is worth more where n rollouts disagree more.
+
 Why this shape: easy prompts saturate (p -> 1, constant groups, no signal), while transfer lifts
 the harder levels into the p ~ 1/2 region, so the frontier (the p(1-p)-weighted mean level) moves
 up during training. A controller that spends rollouts or weight where the signal is gets there
@@ -40,6 +49,8 @@ class SimulatorConfig:
     spread: float = 1.0  # transfer kernel exp(-spread * |d - d'|)
     seed: int = 0
     adv_eps: float = 1e-6  # eps of the GRPO advantage (std + eps)
+    surrogate_drift: float = 0.05  # ratio drift per rollout behind the surrogate-loss proxy
+    surrogate_noise: float = 0.02  # std of the proxy's per-prompt noise
 
 
 def group_abs_advantage_sum(
@@ -67,6 +78,10 @@ def group_abs_advantage_sum(
     return np.divide(abs_deviation_sum, std + eps, out=np.zeros_like(std), where=abs_deviation_sum > 0)
 
 
+# Stream id of the surrogate-loss noise: np.random.default_rng([seed, SURROGATE_STREAM]).
+SURROGATE_STREAM = 3
+
+
 def _per_prompt(rollouts_per_prompt: np.ndarray | int, num_prompts: int) -> np.ndarray:
     """n_i as an int array [M], from an array [M] or one n for every prompt."""
     if np.ndim(rollouts_per_prompt) == 0:
@@ -87,6 +102,8 @@ class LearningSimulator:
         self.config = config if config is not None else SimulatorConfig()
         cfg = self.config
         self._rng = np.random.default_rng(cfg.seed)
+        # The surrogate's noise has its own stream, so rollouts are the same whether it is drawn or not.
+        self._surrogate_rng = np.random.default_rng([cfg.seed, SURROGATE_STREAM])
         levels = np.arange(cfg.num_levels)
         level_probability = 1.0 / (levels + 1.0)
         level_probability /= level_probability.sum()
@@ -143,6 +160,31 @@ class LearningSimulator:
         gain *= self.config.lr / total_rollouts
         self.skill += gain @ self._transfer_kernel
 
+    def surrogate_loss(
+        self, rollouts_per_prompt: np.ndarray | int, correct_per_prompt: np.ndarray
+    ) -> np.ndarray:
+        """The per-prompt surrogate-loss proxy (module docstring), float [M]:
+
+        l_i = -surrogate_drift * sum_j |A_ij| / n_i + surrogate_noise * N(0, 1), both 0 where the group's
+        rewards are all equal. The noise comes from the simulator's surrogate stream (saved state).
+        """
+        counts = _per_prompt(rollouts_per_prompt, len(correct_per_prompt))
+        abs_sum = group_abs_advantage_sum(counts, correct_per_prompt, self.config.adv_eps)
+        noise = self._surrogate_rng.normal(0.0, self.config.surrogate_noise, size=len(counts))
+        drift = -self.config.surrogate_drift * abs_sum / np.maximum(counts, 1)
+        return np.where(abs_sum > 0, drift + noise, 0.0)
+
+    def step(
+        self, prompt_ids: np.ndarray, rollouts_per_prompt: np.ndarray, advantage_weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One training step of the simulated policy: rollouts, the update, the surrogate proxy.
+
+        Returns (correct_per_prompt int [M], surrogate_loss float [M]); all arguments are [M].
+        """
+        correct = self.rollout(prompt_ids, rollouts_per_prompt)
+        self.learn(prompt_ids, rollouts_per_prompt, correct, advantage_weights)
+        return correct, self.surrogate_loss(rollouts_per_prompt, correct)
+
     def level_success(self) -> np.ndarray:
         """Mean p(x) over each level's prompts: float [L] (NaN for a level with no prompts)."""
         probability = self.success_probability(np.arange(self.num_prompts))
@@ -164,12 +206,13 @@ class LearningSimulator:
         return float(np.dot(learnability, self.latent_level) / learnability.sum())
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-safe state: skill, levels, difficulties and the RNG, stored exactly."""
+        """JSON-safe state: skill, levels, difficulties and both RNG streams, stored exactly."""
         return {
             "skill": encode_array(self.skill),
             "latent_level": encode_array(self.latent_level),
             "difficulty": encode_array(self.difficulty),
             "rng": rng_state(self._rng),
+            "surrogate_rng": rng_state(self._surrogate_rng),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -187,3 +230,4 @@ class LearningSimulator:
         self.difficulty = difficulty
         self._level_counts = np.bincount(latent_level, minlength=self.num_levels)
         restore_rng(self._rng, state["rng"])
+        restore_rng(self._surrogate_rng, state["surrogate_rng"])

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gdro.config import HFPolicyConfig, RunConfig
+from gdro.config import HFPolicyConfig, PretrainedModelConfig, RandomModelConfig, RunConfig, TinyModelConfig
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.presets import build_allocator, build_sampler
 from gdro.sim.simulator import SimulatorConfig
 from gdro.train.policy import Policy
 from gdro.train.sim_policy import SimPolicy
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +28,7 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
     return Curriculum(
         classifier,
         build_sampler(run.sampler, num_prompts, groups, seed=run.seed, **run.sampler_options),
-        build_allocator(run.allocator, groups, run.budget, **run.allocator_options),
+        build_allocator(run.allocator, groups, run.budget, seed=run.seed, **run.allocator_options),
     )
 
 
@@ -36,27 +41,47 @@ def build_policy(run: RunConfig) -> Policy:
         )
         return SimPolicy(config, eval_samples=run.trainer.eval_samples)
     # transformers, datasets and the model code load only for a model-backed policy
-    from gdro.data.synthetic import build_synthetic_splits
-    from gdro.models.base_model import ensure_base_model, load_base_model
-    from gdro.rewards.boxed import integer_match_reward
-    from gdro.train.hf_policy import HFPolicy, TaskData
+    from gdro.train.hf_policy import HFPolicy
+    from gdro.train.task import build_task
 
-    task = run.dataset.task()
-    train_split, eval_split = build_synthetic_splits(task)
-    base = ensure_base_model(
-        Path(run.cache_dir), task, run.model.architecture(), run.model.warm_start, device="cpu"
-    )
-    log.info("base model: %s", base)
-    model, tokenizer = load_base_model(base)
+    model, tokenizer, load_model = _policy_model(run)
     reference = None
     if run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
-        reference, _ = load_base_model(base)
-        reference.requires_grad_(False)
+        reference = load_model().eval().requires_grad_(False)
+    stops: tuple[int, ...] = ()
+    if isinstance(run.model, PretrainedModelConfig):
+        from gdro.models.pretrained import stop_token_ids
+
+        stops = stop_token_ids(tokenizer, run.model.stop_tokens)
     return HFPolicy(
         model,
         tokenizer,
-        TaskData(train_split["prompt"], train_split["answer"], eval_split, integer_match_reward),
+        build_task(run, tokenizer),
         run.trainer,
         reference=reference,
         generation_batch_size=run.policy.generation_batch_size,
+        stop_token_ids=stops,
     )
+
+
+def _policy_model(
+    run: RunConfig,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Callable[[], PreTrainedModel]]:
+    """The trainable model, its tokenizer, and a loader of another copy of the initial weights (the reference)."""
+    if isinstance(run.model, TinyModelConfig):
+        from gdro.models.base_model import ensure_base_model, load_base_model
+
+        task = run.dataset.task()
+        base = ensure_base_model(
+            Path(run.cache_dir), task, run.model.architecture(), run.model.warm_start, device="cpu"
+        )
+        log.info("base model: %s", base)
+        model, tokenizer = load_base_model(base)
+        return model, tokenizer, lambda: load_base_model(base)[0]
+    from gdro.models.pretrained import build_random_ascii, load_pretrained
+
+    if isinstance(run.model, RandomModelConfig):
+        model, tokenizer = build_random_ascii(run.model)
+        return model, tokenizer, lambda: build_random_ascii(run.model)[0]
+    model, tokenizer = load_pretrained(run.model)
+    return model, tokenizer, lambda: load_pretrained(run.model)[0]

@@ -91,8 +91,8 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
 def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy) -> int:
     """Restore the curriculum, the policy and torch's RNG from `path`; returns the step it was saved at."""
     state: dict[str, Any] = json.loads((path / "state.json").read_text())
+    policy.load(path)  # first: it checks the prompts are the ones the checkpoint was trained on
     curriculum.load_state_dict(state["curriculum"])
-    policy.load(path)
     rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return int(state["step"])

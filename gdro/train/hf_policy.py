@@ -1,25 +1,24 @@
-"""GRPO on a transformers causal LM: generate, reward, group advantages, PPO mini-batch updates.
+"""GRPO on a transformers causal LM, one step of the algorithm read top to bottom.
 
-One step, given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i):
-  1. n_i completions per prompt at the training temperature;
-  2. reward r_ij = +1 / -1 from the task's verifier;
-  3. A_ij = group advantage keyed by prompt id (groups of unequal size), clipped; A~_ij = w_i A_ij;
-  4. old log-probs (and the frozen reference's, when the KL coefficient is > 0) per mini-batch, from
-     the policy before any update; every log-prob is taken at the rollout temperature T,
-     log softmax(z / T), the distribution the rollouts came from;
-  5. for each PPO epoch and mini-batch of prompts: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3),
-     the loss of tokens with A~ < 0 capped at -A~ c (dual clip, `clip_ratio_c`); one AdamW step with
-     gradient clipping;
-  6. the per-prompt surrogate signal l(x_i): mean over x_i's responses of the token-averaged clipped loss
-     with UNweighted advantages and no dual clip, as the authors' patch computes it (plus the KL term if
-     `surrogate_signal_kl`), averaged over epochs. On
-     the first mini-batch the ratio is exactly 1 and l = 0; only later mini-batches carry drift.
+Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `train_step` runs
+  1. generate: n_i completions per prompt (token ids in, token ids out) from the rollout engine;
+  2. reward:   r_ij = +1 / -1 from the task's reward (worker processes for math-verify);
+  3. advantages: A_ij = group advantage keyed by prompt id (groups of unequal size), clipped;
+     A~_ij = w_i A_ij;
+  4. old / ref log-probs of every PPO mini-batch (whole prompt groups), before any update, at the
+     rollout temperature T: log softmax(z / T), the distribution the rollouts came from;
+  5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
+     and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
+     at -A~ c (dual clip); the engine then follows the new weights;
+  6. outcome: correct counts, tokens per prompt and the per-prompt surrogate signal l(x_i) = mean over
+     x_i's responses of the token-averaged clipped loss with UNweighted advantages and no dual clip (as
+     the authors' patch computes it), averaged over epochs. On the first mini-batch the ratio is exactly
+     1 and l = 0; only later mini-batches carry drift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,26 +27,17 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from gdro.config import TrainerConfig
 from gdro.core.curriculum import StepPlan
-from gdro.core.grpo import aggregate_loss, clipped_surrogate_loss, group_advantages, kl_k3, sequence_mean
-from gdro.engines.hf import HFEngine, sequence_logprobs
-from gdro.evaluation import evaluate_by_level
+from gdro.core.grpo import group_advantages
+from gdro.data.dapo_math import check_fingerprint
+from gdro.engines.hf import HFEngine
+from gdro.train.actor import Actor, ActorConfig, ActorStats
+from gdro.train.evaluator import Evaluator
 from gdro.train.policy import StepOutcome
-
-RewardFn = Callable[[str, str], float]
-
-
-@dataclass
-class TaskData:
-    """Training prompts and answers indexed by prompt id, the eval split, and the verifier."""
-
-    prompts: Sequence[str]
-    answers: Sequence[str]
-    eval_split: object  # a datasets.Dataset with prompt, answer, level
-    reward: RewardFn
+from gdro.train.task import TaskData
 
 
 class HFPolicy:
-    """A transformers policy trained in-process with GRPO/PPO updates."""
+    """A transformers policy: the HF engine generates, the actor trains, the evaluator validates."""
 
     def __init__(
         self,
@@ -57,6 +47,7 @@ class HFPolicy:
         settings: TrainerConfig,
         reference: PreTrainedModel | None = None,
         generation_batch_size: int = 256,
+        stop_token_ids: tuple[int, ...] = (),
     ) -> None:
         if settings.kl_coef > 0 and reference is None:
             raise ValueError("trainer.kl_coef > 0 needs the frozen reference model")
@@ -65,9 +56,8 @@ class HFPolicy:
         self.reference = reference
         self.task = task
         self.settings = settings
-        self.rollout_sampling = settings.rollout_sampling()
-        self.eval_sampling = settings.eval_sampling()
-        self.num_prompts = len(task.prompts)
+        self.num_prompts = task.num_prompts
+        self.rollout_sampling = settings.rollout_sampling(stop_token_ids)
         self.engine = HFEngine(model, tokenizer, batch_size=generation_batch_size)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
@@ -76,22 +66,34 @@ class HFPolicy:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda t: min(1.0, (t + 1) / warmup)
         )
-
-    def _rewards(self, texts: Sequence[str], answers: Sequence[str]) -> np.ndarray:
-        return np.array([self.task.reward(text, answer) for text, answer in zip(texts, answers, strict=True)])
+        actor_config = ActorConfig.from_trainer(
+            settings,
+            max_tokens_per_microbatch=settings.max_tokens_per_microbatch,
+            logprob_chunk_tokens=settings.logprob_chunk_tokens,
+        )
+        self.actor = Actor(model, self.optimizer, actor_config)
+        # With eval_at_rollout_temperature the held-out prompts are also sampled like rollouts
+        # (eval_rollout/...): RL first improves the distribution it samples from, which the
+        # near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
+        samplings = [("eval", settings.eval_sampling(stop_token_ids))]
+        if settings.eval_at_rollout_temperature:
+            samplings.append(("eval_rollout", self.rollout_sampling))
+        self.evaluator = Evaluator(self.engine, task.eval_sets, settings.eval_samples, samplings)
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """Generate, reward and update on the plan's prompts; see the module docstring."""
         s = self.settings
         batch_size = len(plan.prompt_ids)
-        prompts = [self.task.prompts[i] for i in plan.prompt_ids]
+        # 1. generate
+        prompts = [self.task.prompt_token_ids[i] for i in plan.prompt_ids]
         generations = self.engine.generate(prompts, plan.rollouts_per_prompt.tolist(), self.rollout_sampling)
         owner = generations.prompt_index  # [R] batch position of each rollout
-        rewards = self._rewards(generations.texts, [self.task.answers[plan.prompt_ids[i]] for i in owner])
-        correct = np.bincount(owner, weights=(rewards > 0).astype(np.float64), minlength=batch_size).astype(
-            np.int64
-        )
-
+        prompt_ids, completion_ids = generations.prompt_token_ids, generations.completion_token_ids
+        # 2. reward
+        answers = [self.task.answers[plan.prompt_ids[i]] for i in owner]
+        rewards = self.task.reward.rewards(generations.texts, answers)
+        correct = np.bincount(owner, weights=rewards > 0, minlength=batch_size).astype(np.int64)
+        # 3. advantages x w
         advantages = group_advantages(
             torch.tensor(rewards, dtype=torch.float32),
             torch.as_tensor(plan.prompt_ids[owner]),
@@ -99,125 +101,71 @@ class HFPolicy:
             clip=s.adv_clip,
         )
         weighted = advantages * torch.as_tensor(plan.advantage_weights[owner], dtype=torch.float32)
-        chunks = [
-            np.flatnonzero(np.isin(owner, part))
+        # 4. old / ref log-probs per mini-batch of whole prompt groups, before any update
+        minibatches = [
+            rows
             for part in np.array_split(np.arange(batch_size), s.ppo_mini_batches)
+            if len(rows := np.flatnonzero(np.isin(owner, part)))
         ]
-        chunks = [rows for rows in chunks if len(rows)]
 
-        def tokens(rows: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
-            return [generations.prompt_token_ids[r] for r in rows], [
-                generations.completion_token_ids[r] for r in rows
-            ]
+        def pick(rows: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
+            return [prompt_ids[r] for r in rows], [completion_ids[r] for r in rows]
 
-        temperature = self.rollout_sampling.temperature
-
-        with torch.no_grad():
-            old = [sequence_logprobs(self.model, *tokens(rows), temperature)[0] for rows in chunks]
-            ref = (
-                [sequence_logprobs(self.reference, *tokens(rows), temperature)[0] for rows in chunks]
-                if s.kl_coef > 0
-                else None
-            )
-
-        signal_sum = np.zeros(len(owner))
-        totals = {
-            "loss/total": 0.0,
-            "loss/policy": 0.0,
-            "loss/kl": 0.0,
-            "loss/clip_fraction": 0.0,
-            "loss/dual_clip_fraction": 0.0,
-            "loss/grad_norm": 0.0,
-        }
-        self.model.train()
+        old = [self.actor.logprobs(*pick(rows))[0] for rows in minibatches]
+        ref = (
+            [self.actor.logprobs(*pick(rows), model=self.reference)[0] for rows in minibatches]
+            if s.kl_coef > 0
+            else None
+        )
+        # 5. PPO epochs over the mini-batches, each an accumulation over token-budget micro-batches
+        stats: list[ActorStats] = []
+        signal = np.zeros(len(owner))
         for _ in range(s.ppo_epochs):
-            for index, rows in enumerate(chunks):
-                logprobs, mask = sequence_logprobs(self.model, *tokens(rows), temperature)
-                token_loss, clipped, dual_clipped = clipped_surrogate_loss(
-                    logprobs,
-                    old[index],
-                    weighted[rows],
-                    clip_low=s.clip_low,
-                    clip_high=s.clip_high,
-                    clip_ratio_c=s.clip_ratio_c,
+            for index, rows in enumerate(minibatches):
+                update = self.actor.update(
+                    *pick(rows),
+                    advantages=weighted[rows],
+                    old_logprobs=old[index],
+                    ref_logprobs=None if ref is None else ref[index],
+                    signal_advantages=advantages[rows],
                 )
-                policy_loss = aggregate_loss(
-                    token_loss, mask, s.loss_agg, norm_length=self.rollout_sampling.max_new_tokens
-                )
-                kl_tokens = kl_k3(logprobs, ref[index]) if ref is not None else torch.zeros_like(logprobs)
-                kl_loss = aggregate_loss(
-                    kl_tokens, mask, s.loss_agg, norm_length=self.rollout_sampling.max_new_tokens
-                )
-                loss = policy_loss + s.kl_coef * kl_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
-                self.optimizer.step()
-                with torch.no_grad():
-                    unweighted, _, _ = clipped_surrogate_loss(
-                        logprobs.detach(),
-                        old[index],
-                        advantages[rows],
-                        clip_low=s.clip_low,
-                        clip_high=s.clip_high,
-                        clip_ratio_c=None,  # the authors' per-response signal l_b has no dual clip
-                    )
-                    if s.surrogate_signal_kl:
-                        unweighted = unweighted + s.kl_coef * kl_tokens.detach()
-                    signal_sum[rows] += sequence_mean(unweighted, mask).double().numpy()
-                    totals["loss/total"] += float(loss)
-                    totals["loss/policy"] += float(policy_loss)
-                    totals["loss/kl"] += float(kl_loss)
-                    totals["loss/clip_fraction"] += float((clipped * mask).sum() / mask.sum().clamp_min(1))
-                    totals["loss/dual_clip_fraction"] += float(
-                        (dual_clipped * mask).sum() / mask.sum().clamp_min(1)
-                    )
-                    totals["loss/grad_norm"] += float(grad_norm)
+                signal[rows] += update.surrogate_per_row
+                stats.append(update)
+        self.engine.sync_weights(self.model.named_parameters())
         step_lr = float(self.scheduler.get_last_lr()[0])  # the rate this step's updates used
         self.scheduler.step()
-        updates = s.ppo_epochs * len(chunks)
-        metrics: dict[str, float | None] = {key: value / updates for key, value in totals.items()}
-        per_response = signal_sum / s.ppo_epochs
-        surrogate = np.bincount(owner, weights=per_response, minlength=batch_size) / np.maximum(
+        # 6. outcome
+        surrogate = np.bincount(owner, weights=signal / s.ppo_epochs, minlength=batch_size) / np.maximum(
             plan.rollouts_per_prompt, 1
         )
-        metrics["signal/surrogate_abs_mean"] = float(np.abs(surrogate).mean())
-        metrics["optim/lr"] = step_lr
+        tokens = np.array([len(c) for c in completion_ids], dtype=np.int64)
+        metrics: dict[str, float | None] = {
+            "loss/total": float(np.mean([u.loss for u in stats])),
+            "loss/policy": float(np.mean([u.policy_loss for u in stats])),
+            "loss/kl": float(np.mean([u.kl_loss for u in stats])),
+            "loss/clip_fraction": float(np.mean([u.clip_fraction for u in stats])),
+            "loss/dual_clip_fraction": float(np.mean([u.dual_clip_fraction for u in stats])),
+            "loss/grad_norm": float(np.mean([u.grad_norm for u in stats])),
+            "loss/microbatches": float(np.mean([u.microbatches for u in stats])),
+            "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
+            "reward/timeouts": float(self.task.reward.timeouts),
+            "rollout/truncation_rate": generations.truncation_rate,
+            "optim/lr": step_lr,
+        }
         return StepOutcome(
             correct_per_prompt=correct,
             surrogate_loss=surrogate,
-            generated_tokens=int(sum(len(c) for c in generations.completion_token_ids)),
-            tokens_per_prompt=np.bincount(
-                owner, [len(c) for c in generations.completion_token_ids], batch_size
-            ),
+            generated_tokens=int(tokens.sum()),
+            tokens_per_prompt=np.bincount(owner, weights=tokens, minlength=batch_size).astype(np.int64),
             metrics=metrics,
         )
 
     def evaluate(self) -> dict[str, float]:
-        """mean@k and pass@k per level and pooled on the held-out split (spec section 6): eval/...
-
-        With `eval_at_rollout_temperature`, the same prompts are also sampled with the rollout
-        settings (eval_rollout/...): RL first improves the distribution it samples from, which the
-        near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
-        """
-        s = self.settings
-        samplings = [("eval", self.eval_sampling)]
-        if s.eval_at_rollout_temperature:
-            samplings.append(("eval_rollout", self.rollout_sampling))
-        metrics: dict[str, float] = {}
-        for prefix, params in samplings:
-            metrics |= evaluate_by_level(
-                self.engine,
-                self.task.eval_split,
-                self.task.reward,
-                samples=s.eval_samples,
-                params=params,
-                prefix=prefix,
-            )
-        return metrics
+        """mean@k and pass@k of every held-out set (spec section 6): eval/... (and eval_rollout/...)."""
+        return self.evaluator.evaluate()
 
     def save(self, directory: Path) -> None:
-        """Model, optimizer and scheduler state (exact, for resume)."""
+        """Model, optimizer and scheduler state (exact, for resume), and the prompts' fingerprint."""
         torch.save(
             {
                 "model": self.model.state_dict(),
@@ -226,13 +174,21 @@ class HFPolicy:
             },
             directory / "policy.pt",
         )
+        (directory / "task.json").write_text(json.dumps({"fingerprint": self.task.fingerprint}))
 
     def load(self, directory: Path) -> None:
-        """Restore what `save` wrote."""
+        """Restore what `save` wrote, after checking the prompts are the ones the checkpoint saw."""
+        check_fingerprint(
+            json.loads((directory / "task.json").read_text())["fingerprint"], self.task.fingerprint
+        )
         state = torch.load(directory / "policy.pt", weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+    def close(self) -> None:
+        """Stop the rewards' worker processes."""
+        self.task.close()
 
     def export(self, directory: Path) -> None:
         """The trained model and tokenizer with `save_pretrained`, loadable by any transformers user."""

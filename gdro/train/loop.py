@@ -23,6 +23,7 @@ from gdro.train.build import build_curriculum, build_policy
 from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
+from gdro.train.policy import Policy
 from gdro.train.rng import isolated_rng
 from gdro.viz import CurriculumHistory, heatmap_figure, summary_table
 
@@ -40,6 +41,16 @@ def train(
     torch.set_num_threads(run.trainer.torch_threads)
     torch.manual_seed(run.seed)
     policy = build_policy(run)
+    try:
+        return _train(run, run_dir, resolved_config, policy, progress)
+    finally:
+        policy.close()  # worker processes (math-verify) end with the run, also on an error
+
+
+def _train(
+    run: RunConfig, run_dir: Path, resolved_config: dict[str, Any], policy: Policy, progress: bool
+) -> list[dict[str, Any]]:
+    """The loop of the module docstring on a built policy."""
     curriculum = build_curriculum(run, policy.num_prompts)
     writer = MetricsWriter(run_dir / "metrics.jsonl")
     logger = build_logger(run.logger, run_dir, resolved_config)

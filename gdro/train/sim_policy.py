@@ -15,10 +15,16 @@ from gdro.train.policy import StepOutcome
 class SimPolicy:
     """Rollouts are Binomial draws from the simulator; learning is its skill update.
 
-    The simulator makes one on-policy update per step, where the clipped surrogate of every prompt is
-    exactly 0 (ratio 1, group advantages summing to 0): that is its surrogate signal, and it has no
-    loss to report (`loss/*` are None). Evaluation is exact in expectation: per latent level,
-    mean@k = mean p(x) and pass@k = mean 1 - (1 - p(x))^k over the level's prompts.
+    Surrogate signal: the real clipped surrogate of a prompt is exactly 0 on the first, on-policy
+    mini-batch (ratio 1, group advantages summing to 0) and comes from the policy's drift afterwards.
+    The simulator makes one update per step, so it reports a proxy of that post-update loss
+    (`LearningSimulator.surrogate_loss`): each rollout's ratio drifts by `surrogate_drift` (0.05) in
+    the direction of its advantage, giving l_i = -drift * mean_j |A_ij| over the prompt's n_i rollouts
+    (c_i correct), plus N(0, surrogate_noise^2 = 0.02^2) noise from the simulator's own seeded stream
+    (saved with its state); a group without disagreement gets exactly 0. It lets the paper presets
+    (`prompt_gdro_paper`, `rollout_gdro_paper`) run here on a signal of the real one's size. The
+    simulator has no loss to report (`loss/*` are None). Evaluation is exact in expectation: per latent
+    level, mean@k = mean p(x) and pass@k = mean 1 - (1 - p(x))^k over the level's prompts.
     """
 
     def __init__(self, config: SimulatorConfig, eval_samples: int = 8) -> None:
@@ -27,12 +33,13 @@ class SimPolicy:
         self.eval_samples = eval_samples
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
-        """Roll out n_i per prompt, learn from the advantage-weighted signal."""
-        correct = self.simulator.rollout(plan.prompt_ids, plan.rollouts_per_prompt)
-        self.simulator.learn(plan.prompt_ids, plan.rollouts_per_prompt, correct, plan.advantage_weights)
+        """Roll out n_i per prompt, learn from the advantage-weighted signal, report the surrogate proxy."""
+        correct, surrogate = self.simulator.step(
+            plan.prompt_ids, plan.rollouts_per_prompt, plan.advantage_weights
+        )
         return StepOutcome(
             correct_per_prompt=correct,
-            surrogate_loss=np.zeros(len(plan.prompt_ids)),
+            surrogate_loss=surrogate,
             generated_tokens=0,
             metrics={"loss/total": None, "loss/policy": None, "loss/kl": None},
         )
@@ -57,3 +64,6 @@ class SimPolicy:
     def load(self, directory: Path) -> None:
         """Restore the simulator's state."""
         self.simulator.load_state_dict(json.loads((directory / "simulator.json").read_text()))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,124 @@
+"""`conf/model/`: which policy model a run trains.
+
+- `tiny` (TinyModelConfig): the embedded 0.5M-parameter Qwen3, warm-started on the synthetic task;
+- `tiny_ascii` (RandomModelConfig): a tiny random Qwen3 on the ASCII byte tokenizer (smoke tests);
+- `qwen3_1.7b`, `qwen3_4b`, `qwen3_8b` (PretrainedModelConfig): `from_pretrained` of a hub id or a
+  local folder, bf16, gradient checkpointing, flash-attention 2 when importable else sdpa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gdro.config.checking import ConfigError
+
+
+@dataclass
+class WarmStartConfig:
+    """Supervised warm start: AdamW, linear warm-up then cosine decay to 0, gradient clip 1.0.
+
+    Levels are drawn with p(l) proportional to 1 / (l + 1)^level_mix_power, each at least
+    level_floor (then renormalised); problems are fresh random chains, never an eval prompt (they
+    may repeat RL train prompts: level 0 has only 1,800 distinct problems). The targets are written
+    by a careless demonstrator that forgets each carry with probability carry_slip_rate
+    (`gdro.data.synthetic.careless_values`); 0 gives the correct worked solutions.
+    """
+
+    steps: int = 900
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    level_mix_power: float = 1.0
+    level_floor: float = 0.05
+    carry_slip_rate: float = 0.6
+    seed: int = 0
+
+
+@dataclass
+class TinyModelConfig:
+    """`conf/model/tiny.yaml`: the tiny Qwen3's shape and its warm-start recipe."""
+
+    name: str = "tiny"
+    hidden_size: int = 128
+    intermediate_size: int = 512
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 256
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+
+    def architecture(self) -> dict[str, int]:
+        """Keyword arguments of `build_tiny_qwen3`."""
+        fields = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+        return {
+            name: getattr(self, name) for name in (*fields, "num_key_value_heads", "max_position_embeddings")
+        }
+
+    def validate(self) -> None:
+        """Head counts must divide; the warm start's slip rate is a probability below 1."""
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError("model.hidden_size must be a multiple of model.num_attention_heads")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ConfigError("model.num_attention_heads must be a multiple of model.num_key_value_heads")
+        if not 0.0 <= self.warm_start.carry_slip_rate < 1.0:
+            raise ConfigError(
+                "model.warm_start.carry_slip_rate must be in [0, 1), e.g. 0.6 (0: correct demonstrations)"
+            )
+
+
+@dataclass
+class RandomModelConfig:
+    """`conf/model/tiny_ascii.yaml`: a random Qwen3 of this shape on the ASCII byte tokenizer (no warm start)."""
+
+    name: str = "tiny_ascii"
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 1024
+    seed: int = 0
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    device: str = "auto"
+    gradient_checkpointing: bool = False
+
+    def architecture(self) -> dict[str, int]:
+        """Keyword arguments of `build_tiny_qwen3`."""
+        names = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+        return {
+            name: getattr(self, name) for name in (*names, "num_key_value_heads", "max_position_embeddings")
+        }
+
+    def validate(self) -> None:
+        """Head counts must divide."""
+        if self.hidden_size % self.num_attention_heads or self.num_attention_heads % self.num_key_value_heads:
+            raise ConfigError("model: hidden_size % num_attention_heads and heads % kv heads must be 0")
+
+
+@dataclass
+class PretrainedModelConfig:
+    """`conf/model/qwen3_*.yaml`: a causal LM loaded with `from_pretrained(hf_id)` (hub id or local folder).
+
+    attn_implementation `auto`: flash_attention_2 when the package imports, else sdpa. device `auto`:
+    cuda when available, else cpu. The base tokenizer's eos `<|endoftext|>` ends a completion; so do
+    `stop_tokens` (Qwen3: `<|im_end|>`, which a base model may still emit).
+    """
+
+    name: str = "qwen3_1.7b"
+    hf_id: str = "Qwen/Qwen3-1.7B-Base"
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    gradient_checkpointing: bool = True
+    device: str = "auto"
+    stop_tokens: list[str] = field(default_factory=lambda: ["<|im_end|>"])
+
+    def validate(self) -> None:
+        """A non-empty model id."""
+        if not self.hf_id:
+            raise ConfigError("model.hf_id must name a hub id or a local folder, e.g. Qwen/Qwen3-1.7B-Base")
+
+
+MODEL_SCHEMAS = {"tiny": TinyModelConfig, "tiny_ascii": RandomModelConfig}
+"""Model group choices by `name`; any other name (qwen3_*) is a PretrainedModelConfig."""

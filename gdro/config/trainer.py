@@ -1,0 +1,112 @@
+"""`conf/trainer/grpo.yaml`: the GRPO / PPO hyper-parameters (spec sections 1 and 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gdro.config.checking import ConfigError
+from gdro.core.grpo import ADVANTAGE_STD_MODES, LOSS_AGGREGATIONS
+from gdro.engines.base import Decoding
+
+
+@dataclass
+class TrainerConfig:
+    """GRPO hyper-parameters (`conf/trainer/grpo.yaml`)."""
+
+    steps: int = 300
+    prompts_per_step: int = 64
+    ppo_mini_batches: int = 2
+    ppo_epochs: int = 1
+    max_tokens_per_microbatch: int = 32768
+    logprob_chunk_tokens: int = 1024
+    lr: float = 2e-4
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    clip_ratio_c: float | None = 3.0
+    kl_coef: float = 0.001
+    adv_clip: float = 5.0
+    adv_std: str = "unbiased"
+    loss_agg: str = "token-mean"
+    surrogate_signal_kl: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    eval_every: int = 50
+    save_every: int = 50
+    keep_checkpoints: int = 3
+    plot_every: int = 100
+    eval_samples: int = 8
+    eval_temperature: float = 0.6
+    eval_top_p: float = 0.8
+    eval_top_k: int = 20
+    eval_at_rollout_temperature: bool = True
+    torch_threads: int = 2
+
+    def rollout_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
+        """Training rollouts: temperature, top_p, top_k and max_new_tokens; stop at eos and `stop_token_ids`."""
+        return Decoding(self.temperature, self.top_p, self.top_k, self.max_new_tokens, stop_token_ids)
+
+    def eval_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
+        """Validation (spec 6): eval_temperature, eval_top_p, eval_top_k, max_new_tokens."""
+        return Decoding(
+            self.eval_temperature, self.eval_top_p, self.eval_top_k, self.max_new_tokens, stop_token_ids
+        )
+
+    def validate(self) -> None:
+        """Ranges and accepted values."""
+        positive = (
+            "steps",
+            "prompts_per_step",
+            "ppo_mini_batches",
+            "ppo_epochs",
+            "eval_every",
+            "save_every",
+            "plot_every",
+        )
+        extra = (
+            "eval_samples",
+            "max_new_tokens",
+            "torch_threads",
+            "keep_checkpoints",
+            "max_tokens_per_microbatch",
+            "logprob_chunk_tokens",
+        )
+        for name in (*positive, *extra):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
+        if self.ppo_mini_batches > self.prompts_per_step:
+            raise ConfigError(
+                f"trainer.ppo_mini_batches={self.ppo_mini_batches} exceeds trainer.prompts_per_step="
+                f"{self.prompts_per_step}: use at most one mini-batch per prompt"
+            )
+        if self.adv_std not in ADVANTAGE_STD_MODES:
+            raise ConfigError(f"trainer.adv_std={self.adv_std!r}: use one of {ADVANTAGE_STD_MODES}")
+        if self.loss_agg not in LOSS_AGGREGATIONS:
+            raise ConfigError(f"trainer.loss_agg={self.loss_agg!r}: use one of {LOSS_AGGREGATIONS}")
+        for name in ("lr", "clip_low", "clip_high", "adv_clip", "grad_clip"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be > 0")
+        if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
+            raise ConfigError(
+                f"trainer.clip_ratio_c={self.clip_ratio_c}: the dual-clip constant must be > 1 (verl: 3.0), "
+                "or null to turn dual clip off"
+            )
+        for name in ("kl_coef", "weight_decay", "warmup_steps", "top_k", "eval_top_k"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 0")
+        for name in ("temperature", "eval_temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be > 0 (sampling)")
+        for name in ("top_p", "eval_top_p"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must lie in (0, 1]")
+        if self.top_p != 1.0 or self.top_k != 0:
+            raise ConfigError(
+                f"trainer.top_p={self.top_p}, trainer.top_k={self.top_k}: PPO scores rollouts under the"
+                " whole tempered distribution, so rollouts must sample all of it (trainer.top_p=1.0,"
+                " trainer.top_k=0)"
+            )

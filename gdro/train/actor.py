@@ -1,0 +1,346 @@
+"""The actor: memory-bounded completion log-probs and PPO updates by gradient accumulation.
+
+Log-probs (`completion_logprobs`) never hold a [sequences, tokens, vocab] tensor: the model body runs
+once, the hidden states that predict completion tokens are gathered into a flat [N, H] tensor
+(padding and prompt positions dropped), and the output head, log softmax(z / T) and the gather of the
+sampled token run on `chunk_tokens` rows at a time, each chunk under activation checkpointing, so
+that peak extra memory is O(chunk_tokens x V) in the forward and in the backward.
+
+`Actor.update` takes one PPO mini-batch (whole prompt groups, chosen by the caller), cuts it into
+micro-batches of at most `max_tokens_per_microbatch` padded tokens, accumulates their gradients with
+the mini-batch's loss denominators (`aggregate_loss_share`), clips and takes one optimizer step.
+The gradient does not depend on the cut (up to rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.checkpoint import checkpoint
+from transformers import PreTrainedModel
+
+from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
+from gdro.train.microbatch import token_budget_microbatches
+
+if TYPE_CHECKING:
+    from gdro.config import TrainerConfig
+
+TokenRows = Sequence[Sequence[int]]
+
+
+def completion_logprobs(
+    model: PreTrainedModel,
+    prompt_ids: TokenRows,
+    completion_ids: TokenRows,
+    temperature: float,
+    chunk_tokens: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log pi_T(y_t | x, y_<t) = log softmax(z_t / T)[y_t], chunked over the vocabulary head.
+
+    Same inputs, conventions and result as `gdro.engines.hf.sequence_logprobs` (prompt + completion
+    concatenated, right padding, positions 0..len-1, logits at position t score token t + 1, taken in
+    float32 and divided by T), without its [S, L, V] logits: rows with an empty completion skip the
+    forward, the body (`model.base_model`) yields hidden states [S', L, H], the N = sum of completion
+    lengths positions p_s - 1 .. p_s + c_s - 2 of each row s are gathered into [N, H], and the head
+    (`model.get_output_embeddings()`, tied or not) scores them `chunk_tokens` rows at a time. With
+    gradients on, each chunk is checkpointed: its [chunk, V] logits are recomputed in the backward
+    instead of kept. Suits causal LMs whose logits are exactly head(hidden) (Qwen3, Llama; not models
+    with logit soft-capping or scaling).
+
+    Args:
+        prompt_ids: [S] token lists; non-empty where the completion is.
+        completion_ids: [S] token lists, possibly empty.
+        temperature: T > 0, the rollouts' sampling temperature.
+        chunk_tokens: rows of the [N, H] hidden states per head call; peak extra memory is
+            a few chunk_tokens x V float32 tensors.
+
+    Returns:
+        logprobs: [S, Tc] float32, Tc = longest completion; 0 where masked.
+        mask: [S, Tc] float32, 1 on completion tokens, 0 on padding.
+    """
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError("prompt and completion lists differ in length")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to score samples, got {temperature}")
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    device = model.device
+    lengths = [len(completion) for completion in completion_ids]
+    mask = torch.zeros(len(lengths), max(lengths, default=0), device=device)
+    scored = [row for row, length in enumerate(lengths) if length]
+    if not scored:
+        return mask.clone(), mask
+    if any(not prompt_ids[row] for row in scored):
+        raise ValueError("a completion needs a non-empty prompt to condition on")
+
+    batch = _right_padded(prompt_ids, completion_ids, scored, pad_id=model.config.pad_token_id or 0)
+    out_rows, out_cols = batch.out_rows.to(device), batch.out_cols.to(device)
+    mask[out_rows, out_cols] = 1.0
+
+    body, head = _body_and_head(model)
+    hidden = body(
+        input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), use_cache=False
+    ).last_hidden_state
+    selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.positions.to(device))  # [N, H]
+    targets = batch.targets.to(device)
+    score = (
+        partial(checkpoint, _token_logprobs, use_reentrant=False)
+        if torch.is_grad_enabled()
+        else _token_logprobs
+    )
+    pieces = [
+        score(
+            head, selected[start : start + chunk_tokens], targets[start : start + chunk_tokens], temperature
+        )
+        for start in range(0, len(targets), chunk_tokens)
+    ]
+    logprobs = mask.new_zeros(mask.shape).index_put((out_rows, out_cols), torch.cat(pieces))
+    return logprobs, mask
+
+
+class _PaddedRows(NamedTuple):
+    """The forward's inputs [S', L] and where the N scored tokens are: flat positions [N] into the
+    [S' * L] hidden states, their token ids [N], and their (row, column) [N] in the [S, Tc] output."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    positions: torch.Tensor
+    targets: torch.Tensor
+    out_rows: torch.Tensor
+    out_cols: torch.Tensor
+
+
+def _right_padded(
+    prompt_ids: TokenRows, completion_ids: TokenRows, scored: list[int], pad_id: int
+) -> _PaddedRows:
+    """Prompt + completion of the `scored` rows, right-padded with `pad_id` to the longest (as
+    `sequence_logprobs`); completion token k of row s is predicted at position len(prompt_s) - 1 + k."""
+    sequences = [list(prompt_ids[row]) + list(completion_ids[row]) for row in scored]
+    longest = max(len(tokens) for tokens in sequences)
+    input_ids = torch.full((len(scored), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros(len(scored), longest, dtype=torch.long)
+    positions, targets, out_rows, out_cols = [], [], [], []
+    for index, (row, tokens) in enumerate(zip(scored, sequences, strict=True)):
+        input_ids[index, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[index, : len(tokens)] = 1
+        length = len(completion_ids[row])
+        first = index * longest + len(prompt_ids[row]) - 1
+        positions.append(torch.arange(first, first + length))
+        targets.append(torch.tensor(list(completion_ids[row]), dtype=torch.long))
+        out_rows.append(torch.full((length,), row, dtype=torch.long))
+        out_cols.append(torch.arange(length))
+    return _PaddedRows(
+        input_ids, attention_mask, *(torch.cat(parts) for parts in (positions, targets, out_rows, out_cols))
+    )
+
+
+def _body_and_head(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder stack (returns last_hidden_state) and the output projection of a causal LM."""
+    body, head = model.base_model, model.get_output_embeddings()
+    if body is model or head is None:
+        raise ValueError(f"{type(model).__name__} has no separate base model and output head")
+    return body, head
+
+
+def _token_logprobs(
+    head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """log softmax(head(h) / T)[y] per row: hidden [n, H], targets [n] -> [n] float32."""
+    logits = head(hidden).float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
+
+
+@dataclass
+class ActorConfig:
+    """What the actor reads: the PPO loss (from `TrainerConfig`) and the memory knobs.
+
+    norm_length: the constant of "seq-mean-token-sum-norm" (the trainer's max_new_tokens).
+    max_tokens_per_microbatch: padded tokens (rows x longest prompt + completion) per forward.
+    logprob_chunk_tokens: completion tokens per head call in `completion_logprobs`.
+    gradient_checkpointing: recompute the decoder layers' activations in the backward.
+    """
+
+    clip_low: float
+    clip_high: float
+    clip_ratio_c: float | None
+    kl_coef: float
+    loss_agg: str
+    norm_length: int
+    grad_clip: float
+    temperature: float
+    surrogate_signal_kl: bool
+    max_tokens_per_microbatch: int = 16384
+    logprob_chunk_tokens: int = 1024
+    gradient_checkpointing: bool = False
+
+    @classmethod
+    def from_trainer(cls, settings: TrainerConfig, **memory: int | bool) -> ActorConfig:
+        """The loss settings of `settings`; `memory` sets the last three fields by name."""
+        return cls(
+            clip_low=settings.clip_low,
+            clip_high=settings.clip_high,
+            clip_ratio_c=settings.clip_ratio_c,
+            kl_coef=settings.kl_coef,
+            loss_agg=settings.loss_agg,
+            norm_length=settings.max_new_tokens,
+            grad_clip=settings.grad_clip,
+            temperature=settings.temperature,
+            surrogate_signal_kl=settings.surrogate_signal_kl,
+            **memory,
+        )
+
+
+@dataclass
+class ActorStats:
+    """One mini-batch update.
+
+    loss = policy_loss + kl_coef * kl_loss, each the mini-batch aggregate (`loss_agg`) before the
+    step; clip fractions are over the mini-batch's response tokens; grad_norm is before clipping.
+    surrogate_per_row: [S] float64, per response sequence_mean of the clipped loss with the
+    `signal_advantages` and no dual clip (+ kl_coef * k3 if surrogate_signal_kl); None without them.
+    """
+
+    loss: float
+    policy_loss: float
+    kl_loss: float
+    clip_fraction: float
+    dual_clip_fraction: float
+    grad_norm: float
+    microbatches: int
+    surrogate_per_row: np.ndarray | None
+
+
+class Actor:
+    """PPO updates of `model` with `optimizer`; the caller owns the learning-rate schedule."""
+
+    def __init__(self, model: PreTrainedModel, optimizer: torch.optim.Optimizer, config: ActorConfig) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.config = config
+        if config.gradient_checkpointing:
+            # transformers < 5.21 (the GPU environment) lacks `activation_checkpointing_enable`.
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def microbatches(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> list[range]:
+        """Token-budget cut of the rows; a row without completion tokens costs nothing (no forward)."""
+        widths = [len(p) + len(c) if c else 0 for p, c in zip(prompt_ids, completion_ids, strict=True)]
+        return token_budget_microbatches(widths, self.config.max_tokens_per_microbatch)
+
+    @torch.no_grad()
+    def logprobs(
+        self, prompt_ids: TokenRows, completion_ids: TokenRows, model: PreTrainedModel | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`completion_logprobs` of `model` (default: the actor's; pass the reference for ref log-probs)
+        without gradients, micro-batched by the token budget: [S, Tc] log-probs and mask."""
+        model = self.model if model is None else model
+        lengths = [len(completion) for completion in completion_ids]
+        mask = torch.zeros(len(lengths), max(lengths, default=0), device=model.device)
+        logprobs = mask.clone()
+        for rows in self.microbatches(prompt_ids, completion_ids):
+            part, part_mask = completion_logprobs(
+                model,
+                prompt_ids[rows.start : rows.stop],
+                completion_ids[rows.start : rows.stop],
+                self.config.temperature,
+                self.config.logprob_chunk_tokens,
+            )
+            logprobs[rows.start : rows.stop, : part.shape[1]] = part
+            mask[rows.start : rows.stop, : part.shape[1]] = part_mask
+        return logprobs, mask
+
+    def update(
+        self,
+        prompt_ids: TokenRows,
+        completion_ids: TokenRows,
+        advantages: torch.Tensor,
+        old_logprobs: torch.Tensor,
+        ref_logprobs: torch.Tensor | None = None,
+        signal_advantages: torch.Tensor | None = None,
+    ) -> ActorStats:
+        """One optimizer step on one mini-batch of S rows, by gradient accumulation over micro-batches.
+
+        loss = agg(l^clip) + kl_coef agg(k3), agg = `loss_agg` over the whole mini-batch; each
+        micro-batch backpropagates its `aggregate_loss_share`. Then the gradient norm is clipped to
+        `grad_clip` and the optimizer steps once (parameters that got no gradient, as when no row
+        has a completion token, are left alone).
+
+        Args:
+            advantages: [S] advantages of the loss (GDRO-weighted when reweighting).
+            old_logprobs: [S, >= Tc] log pi_old from `logprobs` before this step's updates.
+            ref_logprobs: [S, >= Tc] of the reference policy; needed when kl_coef > 0.
+            signal_advantages: [S] unweighted advantages for the per-row surrogate signal, or None.
+        """
+        c = self.config
+        if c.kl_coef > 0 and ref_logprobs is None:
+            raise ValueError("kl_coef > 0 needs ref_logprobs")
+        device = self.model.device
+        lengths = [len(completion) for completion in completion_ids]
+        batch_tokens, batch_rows = sum(lengths), sum(1 for length in lengths if length)
+        signal = np.zeros(len(lengths)) if signal_advantages is not None else None
+        totals = dict.fromkeys(("policy", "kl", "clipped", "dual_clipped"), 0.0)
+        cuts = self.microbatches(prompt_ids, completion_ids)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        for rows in cuts:
+            part = slice(rows.start, rows.stop)
+            if not any(lengths[part]):
+                continue
+            logprobs, mask = completion_logprobs(
+                self.model, prompt_ids[part], completion_ids[part], c.temperature, c.logprob_chunk_tokens
+            )
+            width = logprobs.shape[1]
+            old = old_logprobs[part, :width].to(device)
+            surrogate = clipped_surrogate_loss(
+                logprobs,
+                old,
+                advantages[part].to(device),
+                clip_low=c.clip_low,
+                clip_high=c.clip_high,
+                clip_ratio_c=c.clip_ratio_c,
+            )
+
+            def share(token_loss: torch.Tensor, mask: torch.Tensor = mask) -> torch.Tensor:
+                return aggregate_loss_share(
+                    token_loss, mask, c.loss_agg, batch_tokens, batch_rows, c.norm_length
+                )
+
+            policy_loss = share(surrogate.loss_tok)
+            kl_tokens = (
+                kl_k3(logprobs, ref_logprobs[part, :width].to(device)) if ref_logprobs is not None else None
+            )
+            kl_loss = share(kl_tokens) if kl_tokens is not None else torch.zeros((), device=device)
+            (policy_loss + c.kl_coef * kl_loss).backward()
+            with torch.no_grad():
+                totals["policy"] += float(policy_loss)
+                totals["kl"] += float(kl_loss)
+                totals["clipped"] += float((surrogate.clipped * mask).sum())
+                totals["dual_clipped"] += float((surrogate.dual_clipped * mask).sum())
+                if signal is not None and signal_advantages is not None:
+                    unweighted = clipped_surrogate_loss(
+                        logprobs.detach(),
+                        old,
+                        signal_advantages[part].to(device),
+                        clip_low=c.clip_low,
+                        clip_high=c.clip_high,
+                        clip_ratio_c=None,  # the authors' per-response signal l_b has no dual clip
+                    ).loss_tok
+                    if c.surrogate_signal_kl and kl_tokens is not None:
+                        unweighted = unweighted + c.kl_coef * kl_tokens.detach()
+                    signal[part] = sequence_mean(unweighted, mask).double().cpu().numpy()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        return ActorStats(
+            loss=totals["policy"] + c.kl_coef * totals["kl"],
+            policy_loss=totals["policy"],
+            kl_loss=totals["kl"],
+            clip_fraction=totals["clipped"] / max(batch_tokens, 1),
+            dual_clip_fraction=totals["dual_clipped"] / max(batch_tokens, 1),
+            grad_norm=float(grad_norm),
+            microbatches=len(cuts),
+            surrogate_per_row=signal,
+        )
