@@ -14,11 +14,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gdro.config import parse_run_config
-from gdro.data.synthetic import build_synthetic_splits
 from gdro.engines.hf import HFEngine
-from gdro.evaluation import evaluate_by_level
 from gdro.models.base_model import ensure_base_model, load_base_model
-from gdro.rewards.boxed import integer_match_reward
+from gdro.train.evaluator import Evaluator
+from gdro.train.task import build_task
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
@@ -33,13 +32,10 @@ def main(cfg: DictConfig) -> None:
     )
     model, tokenizer = load_base_model(path)
     k = run.trainer.eval_samples
-    metrics = evaluate_by_level(
-        HFEngine(model, tokenizer),
-        build_synthetic_splits(task)[1],
-        integer_match_reward,
-        samples=k,
-        params=run.trainer.eval_sampling(),
-    )
+    held_out = build_task(run, tokenizer)
+    sampling = [("eval", run.trainer.eval_sampling())]
+    metrics = Evaluator(HFEngine(model, tokenizer), held_out.eval_sets, k, sampling).evaluate()
+    held_out.close()
     print(f"base model: {path}")
     print(f"level  steps  mean@{k}  pass@{k}")
     for level, steps in enumerate(task.level_steps):

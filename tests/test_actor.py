@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from logprob_reference import sequence_logprobs
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
@@ -20,7 +21,6 @@ from gdro.core.grpo import (
     kl_k3,
     sequence_mean,
 )
-from gdro.engines.hf import sequence_logprobs
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import Actor, ActorConfig, completion_logprobs
 from gdro.train.microbatch import token_budget_microbatches

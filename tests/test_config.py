@@ -148,3 +148,29 @@ def test_paper_experiments_carry_what_a_single_group_cannot() -> None:
         ).classifier.window
         == 7
     )
+
+
+def test_paper_experiment_prints_its_composed_config() -> None:
+    """`python train.py experiment=paper_8b_rollout_gdro --cfg job` composes on a CPU without any download."""
+    result = subprocess.run(
+        [sys.executable, "train.py", "experiment=paper_8b_rollout_gdro", "--cfg", "job"],
+        cwd=CONF_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for line in (
+        "hf_id: Qwen/Qwen3-8B-Base",
+        "name: rollout_gdro_paper",
+        "window: 50",
+        "prompts_per_step: 256",
+    ):
+        assert line in result.stdout, line
+
+
+def test_a_model_that_cannot_read_the_dataset_is_refused() -> None:
+    with pytest.raises(ConfigError, match="model=tiny knows only the synthetic task"):
+        parse_run_config(compose_config(["dataset=dapo_math", "reward=math_verify", "eval=math_benchmarks"]))
+    with pytest.raises(ConfigError, match="eval=synthetic does not fit dataset=dapo_math"):
+        parse_run_config(compose_config(["dataset=dapo_math", "model=tiny_ascii"]))

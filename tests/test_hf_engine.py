@@ -5,15 +5,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from logprob_reference import sequence_logprobs
 
 from gdro.data.synthetic import ALPHABET, SyntheticTaskConfig, build_synthetic_splits
 from gdro.engines.base import Decoding, Generations
-from gdro.engines.hf import HFEngine, sequence_logprobs, tokenize_prompts
+from gdro.engines.hf import HFEngine, tokenize_prompts
 from gdro.models import base_model
 from gdro.models.base_model import WarmStartConfig, config_hash, ensure_base_model, load_base_model
 from gdro.models.char_tokenizer import build_char_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.rewards import InlineReward, integer_match_reward
+from gdro.train.actor import completion_logprobs
 from gdro.train.evaluator import EvalSet, Evaluator
 
 TINY = {
@@ -246,9 +248,10 @@ def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer, temperature):
-    """On-policy PPO needs ratio 1: the right-padded scoring pass must match the distribution
-    generate sampled from (its processed scores: the logits divided by the temperature)."""
+def test_logprobs_agree_with_left_padded_generation(model, tokenizer, temperature):
+    """On-policy PPO needs ratio 1: the right-padded scoring pass (the naive reference and the actor's
+    chunked one) must match the distribution generate sampled from (its processed scores: the logits
+    divided by the temperature)."""
     prompts = ["47+3=", "12-5+9+1+2+3=", "3="]
     batch = tokenizer(prompts, padding=True, return_tensors="pt")
     torch.manual_seed(0)
@@ -270,7 +273,9 @@ def test_sequence_logprobs_agree_with_left_padded_generation(model, tokenizer, t
     with torch.no_grad():
         logprobs, _ = sequence_logprobs(model, prompt_ids, completions.tolist(), temperature)
         untempered, _ = sequence_logprobs(model, prompt_ids, completions.tolist())
+        chunked, _ = completion_logprobs(model, prompt_ids, completions.tolist(), temperature, chunk_tokens=4)
     torch.testing.assert_close(logprobs, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunked, expected, atol=1e-5, rtol=1e-5)  # what the actor trains with
     if temperature != 1.0:
         assert not torch.allclose(untempered, expected, atol=1e-3), "the temperature must matter"
 

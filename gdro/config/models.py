@@ -13,6 +13,16 @@ from typing import Literal
 
 from gdro.config.checking import ConfigError
 
+ARCHITECTURE_KEYS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+)
+"""The shape of a tiny Qwen3, as `gdro.models.tiny.build_tiny_qwen3` takes it."""
+
 
 @dataclass
 class WarmStartConfig:
@@ -51,10 +61,7 @@ class TinyModelConfig:
 
     def architecture(self) -> dict[str, int]:
         """Keyword arguments of `build_tiny_qwen3`."""
-        fields = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
-        return {
-            name: getattr(self, name) for name in (*fields, "num_key_value_heads", "max_position_embeddings")
-        }
+        return {name: getattr(self, name) for name in ARCHITECTURE_KEYS}
 
     def validate(self) -> None:
         """Head counts must divide; the warm start's slip rate is a probability below 1."""
@@ -86,10 +93,7 @@ class RandomModelConfig:
 
     def architecture(self) -> dict[str, int]:
         """Keyword arguments of `build_tiny_qwen3`."""
-        names = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
-        return {
-            name: getattr(self, name) for name in (*names, "num_key_value_heads", "max_position_embeddings")
-        }
+        return {name: getattr(self, name) for name in ARCHITECTURE_KEYS}
 
     def validate(self) -> None:
         """Head counts must divide."""

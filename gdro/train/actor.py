@@ -42,7 +42,7 @@ def completion_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log pi_T(y_t | x, y_<t) = log softmax(z_t / T)[y_t], chunked over the vocabulary head.
 
-    Same inputs, conventions and result as `gdro.engines.hf.sequence_logprobs` (prompt + completion
+    Same inputs, conventions and result as the naive one-pass reference the tests hold (prompt + completion
     concatenated, right padding, positions 0..len-1, logits at position t score token t + 1, taken in
     float32 and divided by T), without its [S, L, V] logits: rows with an empty completion skip the
     forward, the body (`model.base_model`) yields hidden states [S', L, H], the N = sum of completion
@@ -119,7 +119,7 @@ def _right_padded(
     prompt_ids: TokenRows, completion_ids: TokenRows, scored: list[int], pad_id: int
 ) -> _PaddedRows:
     """Prompt + completion of the `scored` rows, right-padded with `pad_id` to the longest (as
-    `sequence_logprobs`); completion token k of row s is predicted at position len(prompt_s) - 1 + k."""
+    the naive reference); completion token k of row s is predicted at position len(prompt_s) - 1 + k."""
     sequences = [list(prompt_ids[row]) + list(completion_ids[row]) for row in scored]
     longest = max(len(tokens) for tokens in sequences)
     input_ids = torch.full((len(scored), longest), pad_id, dtype=torch.long)
