@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from gdro.train.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -16,3 +20,16 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         config = compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(config, resolve=True)
+
+
+def run_train_py(run_dir: Path, overrides: list[str], timeout: int = 300) -> list[dict[str, Any]]:
+    """`python train.py OVERRIDES` in a fresh process, run into `run_dir`; the records of its metrics.jsonl."""
+    result = subprocess.run(
+        [sys.executable, "train.py", *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=CONF_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return read_metrics(run_dir / "metrics.jsonl")

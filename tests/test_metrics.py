@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conf_helpers import CONF_DIR
+from conf_helpers import run_train_py
 from sim_helpers import build_sim_run
 
 from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
@@ -164,10 +162,9 @@ def test_a_simulated_step_records_every_bin_series_and_measure() -> None:
 
 
 def test_train_py_policy_sim_writes_the_curriculum_measures_every_step(tmp_path: Path) -> None:
-    result = subprocess.run(
+    records = run_train_py(
+        tmp_path,
         [
-            sys.executable,
-            "train.py",
             "policy=sim",
             "sampler=prompt_gdro",
             "allocator=rollout_gdro",
@@ -175,15 +172,8 @@ def test_train_py_policy_sim_writes_the_curriculum_measures_every_step(tmp_path:
             "trainer.steps=40",
             "trainer.eval_every=20",
             "trainer.plot_every=10",
-            f"hydra.run.dir={tmp_path}",
         ],
-        cwd=CONF_DIR.parent,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(41))
     for record in records[1:]:
         assert NEW_KEYS <= record.keys(), sorted(NEW_KEYS - record.keys())

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import compose_config, run_train_py
 
 from gdro.config import parse_run_config
 from gdro.train.loop import train
@@ -38,10 +36,9 @@ def test_train_py_policy_sim_logs_2000_steps_with_exact_budgets(tmp_path: Path) 
     """`train.py` end to end: 2000 step records, each spending exactly nbar * M rollouts (also per bin:
     sum_b qhat(b) n_b = nbar), evaluations and checkpoints on schedule, and the policy learns. Its rate
     (steps per second) is reported by `make bench-controllers`, not asserted here."""
-    result = subprocess.run(
+    records = run_train_py(
+        tmp_path,
         [
-            sys.executable,
-            "train.py",
             "policy=sim",
             "sampler=prompt_gdro",
             "allocator=rollout_gdro",
@@ -49,15 +46,8 @@ def test_train_py_policy_sim_logs_2000_steps_with_exact_budgets(tmp_path: Path) 
             "trainer.steps=2000",
             "trainer.eval_every=500",
             "trainer.save_every=1000",
-            f"hydra.run.dir={tmp_path}",
         ],
-        cwd=CONF_DIR.parent,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records] == list(range(2001))
     for record in records[1:]:
         assert STEP_KEYS <= record.keys()
