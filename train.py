@@ -15,8 +15,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gdro.config import parse_run_config
+from gdro.config import parse_run_config, register_configs
 from gdro.train.loop import train
+
+register_configs()  # the groups' schemas, which conf/ extends
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="config")

@@ -13,11 +13,13 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gdro.config import parse_run_config
+from gdro.config import parse_run_config, register_configs
 from gdro.engines.hf import HFEngine
 from gdro.models.base_model import ensure_base_model, load_base_model
 from gdro.train.evaluator import Evaluator
 from gdro.train.task import build_task
+
+register_configs()
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")

@@ -13,6 +13,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from gdro.config import register_configs
 from gdro.sim.bench import format_table, records_as_json, run_benchmark, sim_training_rate
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -37,6 +38,7 @@ def main() -> None:
     records = run_benchmark(tuple(args.batch_sizes), tuple(args.bins), args.repeats, args.warmup)
     print(format_table(records))
     if args.train_steps > 0:
+        register_configs()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             config = compose(
                 config_name="config", overrides=[*SIM_TRAINING, f"trainer.steps={args.train_steps}"]

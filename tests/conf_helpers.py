@@ -10,14 +10,16 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from gdro.config import register_configs
 from gdro.train.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """The composed, resolved config (without the hydra node) for `overrides`."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+def compose_config(overrides: list[str], conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """The composed, resolved config (without the hydra node) for `overrides`, from `conf_dir`."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
         config = compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(config, resolve=True)
 

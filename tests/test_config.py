@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import subprocess
@@ -47,15 +46,15 @@ def test_every_sampler_allocator_pair_composes_and_validates(sampler: str, alloc
 
 
 @pytest.mark.parametrize("name", [n for n in SAMPLER_PRESETS if SAMPLER_PRESETS[n] is not None])
-def test_sampler_yaml_states_exactly_the_code_preset(name: str) -> None:
+def test_sampler_choice_is_exactly_the_code_preset(name: str) -> None:
     run = parse_run_config(compose_config([f"sampler={name}"]))
-    assert run.sampler_options == dataclasses.asdict(SAMPLER_PRESETS[name])
+    assert run.sampler_config == SAMPLER_PRESETS[name]
 
 
 @pytest.mark.parametrize("name", [n for n in ALLOCATOR_PRESETS if ALLOCATOR_PRESETS[n] is not None])
-def test_allocator_yaml_states_exactly_the_code_preset(name: str) -> None:
+def test_allocator_choice_is_exactly_the_code_preset(name: str) -> None:
     run = parse_run_config(compose_config([f"allocator={name}"]))
-    assert run.allocator_options == dataclasses.asdict(ALLOCATOR_PRESETS[name])
+    assert run.allocator_config == ALLOCATOR_PRESETS[name]
     assert (run.budget.nbar, run.budget.n_min, run.budget.n_max) == (4.0, 2, 12)
 
 
@@ -65,7 +64,7 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
     assert run.classifier == ClassifierConfig()
     assert run.model == TinyModelConfig()
     assert run.policy == HFPolicyConfig()
-    assert run.logger == LoggerConfig()
+    assert run.logger == LoggerConfig(name="wandb")
     assert run.dataset.task() == SyntheticTaskConfig()
     sim = parse_run_config(compose_config(["policy=sim"])).policy
     assert sim == SimPolicyConfig()
@@ -133,14 +132,14 @@ def test_every_experiment_composes_and_validates(experiment: str) -> None:
 def test_paper_experiments_carry_what_a_single_group_cannot() -> None:
     prompt = parse_run_config(compose_config(["experiment=paper_prompt_gdro"]))
     assert (prompt.sampler, prompt.allocator, prompt.classifier.window) == ("prompt_gdro_paper", "fixed", 100)
-    assert prompt.sampler_options["score_signal"] == "surrogate" and prompt.sampler_options["share_norm"]
+    assert prompt.sampler_config.score_signal == "surrogate" and prompt.sampler_config.share_norm
     rollout = parse_run_config(compose_config(["experiment=paper_rollout_gdro"]))
     assert (rollout.sampler, rollout.allocator, rollout.classifier.window) == (
         "uniform",
         "rollout_gdro_paper",
         50,
     )
-    assert rollout.allocator_options["utility"] == "surrogate" and rollout.allocator_options["alpha"] == 0.05
+    assert rollout.allocator_config.utility == "surrogate" and rollout.allocator_config.alpha == 0.05
     # A command-line value still wins over the experiment's.
     assert (
         parse_run_config(

@@ -1,7 +1,7 @@
 """Typed run configuration: the composed Hydra config checked against dataclasses before anything is built.
 
-Every group of `conf/` maps to one dataclass (`trainer`, `models`, `data`, `runtime` here; the controllers'
-in `gdro.core`); `parse_run_config` rejects an unknown key, a value of the wrong type, a value out of range
+Every group of `conf/` maps to dataclasses (`trainer`, `models`, `data`, `runtime` here; the controllers'
+in `gdro.core`), stored in Hydra's ConfigStore as the schemas the YAML files extend (`store`); `parse_run_config` rejects an unknown key, a value of the wrong type, a value out of range
 or a bad combination with a `ConfigError` that names the key and an accepted value, before any model is
 loaded.
 """
@@ -11,6 +11,7 @@ from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, Sy
 from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig, WarmStartConfig
 from gdro.config.run import RunConfig, parse_run_config
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
+from gdro.config.store import register_configs
 from gdro.config.trainer import TrainerConfig
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "WarmStartConfig",
     "build_dataclass",
     "parse_run_config",
+    "register_configs",
 ]

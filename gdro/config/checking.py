@@ -7,6 +7,28 @@ import types
 import typing
 from typing import Any, Literal
 
+MISSING_VALUE = "???"
+"""OmegaConf's mandatory value: what a stored schema holds for a field without a default."""
+
+
+def _is_required(field: dataclasses.Field) -> bool:
+    """A dataclass field without a default."""
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def defaults_of(cls: type) -> dict[str, Any]:
+    """The fields of dataclass `cls` with their defaults (nested dataclasses as dicts), `???` where none."""
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if _is_required(field):
+            values[field.name] = MISSING_VALUE
+        else:
+            default = (
+                field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+            )
+            values[field.name] = dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default
+    return values
+
 
 class ConfigError(ValueError):
     """A configuration value or combination that cannot run; the message names the key and the fix."""
@@ -60,6 +82,10 @@ def build_dataclass(cls: type, values: dict[str, Any] | None, prefix: str) -> An
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]} is not a setting of {prefix}; known: {', '.join(names)}")
+    required = [f.name for f in dataclasses.fields(cls) if _is_required(f)]
+    for name in required:
+        if values.get(name, MISSING_VALUE) == MISSING_VALUE:
+            raise ConfigError(f"{prefix}.{name} must be set: {cls.__name__} has no default for it")
     checked = {name: _check_type(value, hints[name], f"{prefix}.{name}") for name, value in values.items()}
     try:
         instance = cls(**checked)

@@ -17,6 +17,7 @@ class SyntheticDatasetConfig(SyntheticTaskConfig):
     """`conf/dataset/synthetic.yaml`: the chain task (see `gdro.data.synthetic`)."""
 
     name: str = "synthetic"
+    # chain length per difficulty level (level 0 easiest)
     level_steps: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 8, 12])
 
     def task(self) -> SyntheticTaskConfig:
@@ -53,7 +54,7 @@ class DapoMathDatasetConfig(DapoMathConfig):
 class RewardConfig:
     """`conf/reward/*.yaml`: the verifier by name (gdro.rewards.registry); pool options for math_verify."""
 
-    name: Literal["integer_match", "math_verify", "dapo", "gpqa"] = "integer_match"
+    name: Literal["integer_match", "math_verify", "dapo", "gpqa"]  # the choice (its file sets it)
     workers: int = 2
     deadline_s: float = 5.0
 
@@ -75,7 +76,7 @@ class EvalConfig:
     `<hub id>/` copies (no hub access), null for the hub; pass_ks: extra unbiased pass@k to report.
     """
 
-    name: Literal["synthetic", "math_benchmarks"] = "synthetic"
+    name: Literal["synthetic", "math_benchmarks"]  # the choice (its file sets it)
     benchmarks: list[str] = field(default_factory=list)
     local_root: str | None = None
     pass_ks: list[int] = field(default_factory=list)

@@ -88,7 +88,7 @@ class RandomModelConfig:
     max_position_embeddings: int = 1024
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"
-    device: str = "auto"
+    device: str = "auto"  # cuda when available, else cpu
     gradient_checkpointing: bool = False
 
     def architecture(self) -> dict[str, int]:
@@ -110,19 +110,17 @@ class PretrainedModelConfig:
     `stop_tokens` (Qwen3: `<|im_end|>`, which a base model may still emit).
     """
 
-    name: str = "qwen3_1.7b"
-    hf_id: str = "Qwen/Qwen3-1.7B-Base"
+    name: str  # the choice, e.g. qwen3_8b (each conf/model/qwen3_*.yaml sets both)
+    hf_id: str  # e.g. Qwen/Qwen3-8B-Base, or a local folder holding the same files
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # flash_attention_2 when importable, else sdpa
     attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
     gradient_checkpointing: bool = True
-    device: str = "auto"
+    device: str = "auto"  # cuda when available, else cpu
+    # besides eos <|endoftext|>: a base model may still close a chat turn
     stop_tokens: list[str] = field(default_factory=lambda: ["<|im_end|>"])
 
     def validate(self) -> None:
         """A non-empty model id."""
         if not self.hf_id:
             raise ConfigError("model.hf_id must name a hub id or a local folder, e.g. Qwen/Qwen3-1.7B-Base")
-
-
-MODEL_SCHEMAS = {"tiny": TinyModelConfig, "tiny_ascii": RandomModelConfig}
-"""Model group choices by `name`; any other name (qwen3_*) is a PretrainedModelConfig."""

@@ -3,35 +3,34 @@ combinations; a `ConfigError` names the key and an accepted value before anythin
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from gdro.config.checking import ConfigError, _check_type, build_dataclass
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
-from gdro.config.models import MODEL_SCHEMAS, PretrainedModelConfig, RandomModelConfig, TinyModelConfig
+from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
+from gdro.config.store import SCHEMA_KEY, SCHEMAS, schema_nodes
 from gdro.config.trainer import TrainerConfig
 from gdro.core.allocators import BudgetConfig, RolloutGDROConfig, SqrtOptimalConfig
 from gdro.core.difficulty import ClassifierConfig
-from gdro.core.presets import ALLOCATOR_PRESETS, SAMPLER_PRESETS
 from gdro.core.samplers import PromptGDROConfig
-
-DATASET_SCHEMAS = {"synthetic": SyntheticDatasetConfig, "dapo_math": DapoMathDatasetConfig}
 
 
 @dataclass
 class RunConfig:
-    """Everything one run needs, validated."""
+    """Everything one run needs, validated. `sampler` / `allocator` are the chosen names (labels);
+    `sampler_config` / `allocator_config` the controllers' settings (None: uniform sampling, fixed
+    allocation)."""
 
     seed: int
     resume: str | None
     cache_dir: str
     sampler: str
-    sampler_options: dict[str, Any]
+    sampler_config: PromptGDROConfig | None
     allocator: str
     budget: BudgetConfig
-    allocator_options: dict[str, Any]
+    allocator_config: RolloutGDROConfig | SqrtOptimalConfig | None
     classifier: ClassifierConfig
     model: TinyModelConfig | RandomModelConfig | PretrainedModelConfig
     dataset: SyntheticDatasetConfig | DapoMathDatasetConfig
@@ -49,28 +48,35 @@ class RunConfig:
         return self.dataset.num_train if isinstance(self.dataset, SyntheticDatasetConfig) else None
 
 
-def _sampler(values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    name = values.pop("name", None)
-    if name not in SAMPLER_PRESETS:
-        raise ConfigError(f"sampler={name!r}: use one of {sorted(SAMPLER_PRESETS)}")
-    if SAMPLER_PRESETS[name] is None:
-        build_dataclass(_NoOptions, values, "sampler")
-        return name, {}
-    return name, dataclasses.asdict(build_dataclass(PromptGDROConfig, values, "sampler"))
+def _schema(values: dict[str, Any], group: str) -> type | None:
+    """The dataclass named by the group's `_schema_` (popped from `values`), which its YAML inherits from
+    `base_<schema>` in the ConfigStore (`gdro.config.store`)."""
+    kind = values.pop(SCHEMA_KEY, None)
+    if kind not in SCHEMAS[group]:
+        bases = sorted(name for stored, name in schema_nodes() if stored == group)
+        raise ConfigError(
+            f"{group}: {SCHEMA_KEY}={kind!r} names no schema; a conf/{group}/ file must extend one of "
+            f"{bases} in its defaults list, e.g. `defaults: [{bases[0]}, _self_]`"
+        )
+    return SCHEMAS[group][kind]
 
 
-def _allocator(values: dict[str, Any]) -> tuple[str, BudgetConfig, dict[str, Any]]:
-    name = values.pop("name", None)
-    if name not in ALLOCATOR_PRESETS:
-        raise ConfigError(f"allocator={name!r}: use one of {sorted(ALLOCATOR_PRESETS)}")
-    budget_values = {key: values.pop(key) for key in ("nbar", "n_min", "n_max") if key in values}
-    budget = build_dataclass(BudgetConfig, budget_values, "allocator")
-    preset = ALLOCATOR_PRESETS[name]
-    if preset is None:
-        build_dataclass(_NoOptions, values, "allocator")
-        return name, budget, {}
-    schema = SqrtOptimalConfig if isinstance(preset, SqrtOptimalConfig) else RolloutGDROConfig
-    return name, budget, dataclasses.asdict(build_dataclass(schema, values, "allocator"))
+def _group(config: dict[str, Any], group: str) -> Any:
+    """The group's values validated against its schema's dataclass."""
+    values = dict(config[group])
+    schema = _schema(values, group)
+    assert schema is not None
+    return build_dataclass(schema, values, group)
+
+
+def _controller(values: dict[str, Any], group: str) -> tuple[str, Any]:
+    """The sampler's or allocator's chosen name and its validated config (None for a choice without options)."""
+    name = _check_type(values.pop("name", None), str, f"{group}.name")
+    schema = _schema(values, group)
+    if schema is None:
+        build_dataclass(_NoOptions, values, group)
+        return name, None
+    return name, build_dataclass(schema, values, group)
 
 
 @dataclass
@@ -81,33 +87,29 @@ class _NoOptions:
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
     """Validate a composed config (as a plain dict, interpolations resolved) into a `RunConfig`."""
     config = {key: value for key, value in config.items() if key != "hydra"}
-    sampler, sampler_options = _sampler(dict(config["sampler"]))
-    allocator, budget, allocator_options = _allocator(dict(config["allocator"]))
-    policy_values = dict(config["policy"])
-    policy_schemas = {"hf": HFPolicyConfig, "sim": SimPolicyConfig}
-    if policy_values.get("name") not in policy_schemas:
-        raise ConfigError(f"policy={policy_values.get('name')!r}: use one of {sorted(policy_schemas)}")
-    dataset_values = dict(config["dataset"])
-    if dataset_values.get("name") not in DATASET_SCHEMAS:
-        raise ConfigError(f"dataset={dataset_values.get('name')!r}: use one of {sorted(DATASET_SCHEMAS)}")
-    model_schema = MODEL_SCHEMAS.get(config["model"].get("name"), PretrainedModelConfig)
+    sampler, sampler_config = _controller(dict(config["sampler"]), "sampler")
+    allocator_values = dict(config["allocator"])
+    budget_values = {
+        key: allocator_values.pop(key) for key in ("nbar", "n_min", "n_max") if key in allocator_values
+    }
+    allocator, allocator_config = _controller(allocator_values, "allocator")
     run = RunConfig(
         seed=_check_type(config["seed"], int, "seed"),
         resume=_check_type(config.get("resume"), str | None, "resume"),
         cache_dir=_check_type(config["cache_dir"], str, "cache_dir"),
         sampler=sampler,
-        sampler_options=sampler_options,
+        sampler_config=sampler_config,
         allocator=allocator,
-        budget=budget,
-        allocator_options=allocator_options,
-        classifier=build_dataclass(ClassifierConfig, config["classifier"], "classifier"),
-        model=build_dataclass(model_schema, config["model"], "model"),
-        dataset=build_dataclass(DATASET_SCHEMAS[dataset_values["name"]], dataset_values, "dataset"),
-        reward=build_dataclass(RewardConfig, config["reward"], "reward"),
-        eval=build_dataclass(EvalConfig, config["eval"], "eval"),
-        policy=build_dataclass(policy_schemas[policy_values["name"]], policy_values, "policy"),
-        trainer=build_dataclass(TrainerConfig, config["trainer"], "trainer"),
-        logger=build_dataclass(LoggerConfig, config["logger"], "logger"),
+        budget=build_dataclass(BudgetConfig, budget_values, "allocator"),
+        allocator_config=allocator_config,
+        classifier=_group(config, "classifier"),
+        model=_group(config, "model"),
+        dataset=_group(config, "dataset"),
+        reward=_group(config, "reward"),
+        eval=_group(config, "eval"),
+        policy=_group(config, "policy"),
+        trainer=_group(config, "trainer"),
+        logger=_group(config, "logger"),
     )
     _check_combinations(run)
     return run

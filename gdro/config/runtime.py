@@ -13,7 +13,7 @@ class HFPolicyConfig:
     """`conf/policy/hf.yaml`: rollouts from transformers `generate`."""
 
     name: str = "hf"
-    generation_batch_size: int = 256
+    generation_batch_size: int = 256  # sequences per generate call
 
     def validate(self) -> None:
         """Positive batch."""
@@ -43,7 +43,7 @@ class SimPolicyConfig:
 class LoggerConfig:
     """`conf/logger/*.yaml`: W&B (offline by default) or metrics.jsonl only."""
 
-    name: Literal["wandb", "none"] = "wandb"
+    name: Literal["wandb", "none"]  # the choice (its file sets it)
     project: str = "gdro-rl"
     entity: str | None = None
-    mode: Literal["offline", "online", "disabled"] = "offline"
+    mode: Literal["offline", "online", "disabled"] = "offline"  # offline | online | disabled

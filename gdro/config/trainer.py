@@ -14,35 +14,42 @@ class TrainerConfig:
     """GRPO hyper-parameters (`conf/trainer/grpo.yaml`)."""
 
     steps: int = 300
-    prompts_per_step: int = 64
+    prompts_per_step: int = 64  # M (paper: 256)
+    # PPO updates per step, each on M / ppo_mini_batches prompts (paper: 128 of 256)
     ppo_mini_batches: int = 2
     ppo_epochs: int = 1
+    # each PPO mini-batch is cut into micro-batches of at most this many padded tokens
     max_tokens_per_microbatch: int = 32768
+    # completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch
     logprob_chunk_tokens: int = 1024
-    lr: float = 2e-4
-    warmup_steps: int = 20
+    lr: float = 2e-4  # AdamW (paper: 1e-6 on Qwen3)
+    warmup_steps: int = 20  # linear lr warm-up, then constant
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    clip_low: float = 0.2
+    clip_low: float = 0.2  # ratio clipped to [1 - clip_low, 1 + clip_high] (clip-higher)
     clip_high: float = 0.28
+    # dual clip: loss of tokens with A < 0 capped at -A * c (verl's default); null: off
     clip_ratio_c: float | None = 3.0
-    kl_coef: float = 0.001
+    kl_coef: float = 0.001  # k3 KL to the frozen initial policy; 0 skips loading the reference model
     adv_clip: float = 5.0
-    adv_std: str = "unbiased"
-    loss_agg: str = "token-mean"
+    adv_std: str = "unbiased"  # unbiased (verl) | population (the paper's text) | none (Dr.GRPO)
+    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm (Dr.GRPO)
+    # add the KL term to the per-prompt surrogate signal (paper: yes, code: no)
     surrogate_signal_kl: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
+    temperature: float = 1.0  # training rollouts (PPO log-probs are taken at the same temperature)
+    top_p: float = 1.0  # rollouts sample the whole distribution (PPO scores it): keep 1.0 ...
+    top_k: int = 0  # ... and 0
     max_new_tokens: int = 64
     eval_every: int = 50
     save_every: int = 50
+    # the newest checkpoints kept in checkpoints/ (older ones are deleted after a save)
     keep_checkpoints: int = 3
-    plot_every: int = 100
-    eval_samples: int = 8
-    eval_temperature: float = 0.6
+    plot_every: int = 100  # W&B heatmap images of the per-bin series (and at the end)
+    eval_samples: int = 8  # validation: mean@8 and pass@8 ...
+    eval_temperature: float = 0.6  # ... at temperature 0.6, top-p 0.8, top-k 20
     eval_top_p: float = 0.8
     eval_top_k: int = 20
+    # also sample the held-out set like rollouts (temperature, top_p, top_k above): eval_rollout/...
     eval_at_rollout_temperature: bool = True
     torch_threads: int = 2
 

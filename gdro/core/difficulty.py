@@ -37,12 +37,14 @@ BIN_EDGE_PRESETS: dict[int, tuple[float, ...]] = {
 class ClassifierConfig:
     """Knobs of the difficulty classifier; defaults are the paper's (H = 100, B = 10, delta = 0.03)."""
 
-    num_bins: int = 10
+    num_bins: int = 10  # presets 3, 6, 10 (or give bin_edges)
     bin_edges: list[float] | None = None  # None: the preset for num_bins
-    window: int = 100  # H
+    window: int = 100  # H visits per prompt (50 in the paper's Rollout-GDRO runs)
     hysteresis: float = 0.03  # delta
+    # any_correct (the paper's code: pass@n_i) | rate (1 - (1 - p1)^k, independent of n_i)
     estimator: Literal["any_correct", "rate"] = "any_correct"
     k: int = 8  # for estimator "rate": p_hat = 1 - (1 - p1)^k
+    # windows with no correct or no failed rollout -> a separate group with no adversary weight
     exclude_extremes: bool = False
 
     def validate(self) -> None:

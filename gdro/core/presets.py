@@ -41,16 +41,35 @@ def _unknown(kind: str, name: str, known: dict[str, Any]) -> ValueError:
     return ValueError(f"{kind}={name!r} is not known; use one of {sorted(known)}")
 
 
+def make_sampler(
+    config: PromptGDROConfig | None, num_prompts: int, num_groups: int, seed: int = 0
+) -> Sampler:
+    """Prompt-GDRO with `config`, or the uniform sampler (GRPO) for None."""
+    if config is None:
+        return UniformSampler(num_prompts, num_groups, seed=seed)
+    return PromptGDROSampler(num_prompts, num_groups, config, seed=seed)
+
+
+def make_allocator(
+    config: RolloutGDROConfig | SqrtOptimalConfig | None, num_groups: int, budget: BudgetConfig, seed: int = 0
+) -> Allocator:
+    """Rollout-GDRO or the square-root-optimal allocator with `config`, or the fixed allocator for None."""
+    if config is None:
+        return FixedAllocator(num_groups, budget)
+    if isinstance(config, SqrtOptimalConfig):
+        return SqrtOptimalAllocator(num_groups, budget, config)
+    return RolloutGDROAllocator(num_groups, budget, config, seed=seed)
+
+
 def build_sampler(name: str, num_prompts: int, num_groups: int, seed: int = 0, **overrides: Any) -> Sampler:
     """The sampler preset `name` with `overrides` applied to its config."""
     if name not in SAMPLER_PRESETS:
         raise _unknown("sampler", name, SAMPLER_PRESETS)
     preset = SAMPLER_PRESETS[name]
-    if preset is None:
-        if overrides:
-            raise ValueError(f"sampler=uniform takes no options, got {sorted(overrides)}")
-        return UniformSampler(num_prompts, num_groups, seed=seed)
-    return PromptGDROSampler(num_prompts, num_groups, replace(preset, **overrides), seed=seed)
+    if preset is None and overrides:
+        raise ValueError(f"sampler=uniform takes no options, got {sorted(overrides)}")
+    config = None if preset is None else replace(preset, **overrides)
+    return make_sampler(config, num_prompts, num_groups, seed)
 
 
 def build_allocator(
@@ -60,10 +79,7 @@ def build_allocator(
     if name not in ALLOCATOR_PRESETS:
         raise _unknown("allocator", name, ALLOCATOR_PRESETS)
     preset = ALLOCATOR_PRESETS[name]
-    if preset is None:
-        if overrides:
-            raise ValueError(f"allocator=fixed takes no options besides the budget, got {sorted(overrides)}")
-        return FixedAllocator(num_groups, budget)
-    if isinstance(preset, SqrtOptimalConfig):
-        return SqrtOptimalAllocator(num_groups, budget, replace(preset, **overrides))
-    return RolloutGDROAllocator(num_groups, budget, replace(preset, **overrides), seed=seed)
+    if preset is None and overrides:
+        raise ValueError(f"allocator=fixed takes no options besides the budget, got {sorted(overrides)}")
+    config = None if preset is None else replace(preset, **overrides)
+    return make_allocator(config, num_groups, budget, seed)

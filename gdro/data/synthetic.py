@@ -185,8 +185,8 @@ class SyntheticTaskConfig:
     """
 
     seed: int = 0
-    num_train: int = 1024
-    num_eval_per_level: int = 64
+    num_train: int = 1024  # 16 steps per epoch at M = 64: each prompt is revisited ~19 times in 300 steps
+    num_eval_per_level: int = 64  # standard error of a per-level mean@8: at most about 0.06
     level_steps: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
     level_mix_power: float = 1.0
 

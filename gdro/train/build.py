@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gdro.config import HFPolicyConfig, PretrainedModelConfig, RandomModelConfig, RunConfig, TinyModelConfig
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
-from gdro.core.presets import build_allocator, build_sampler
+from gdro.core.presets import make_allocator, make_sampler
 from gdro.sim.simulator import SimulatorConfig
 from gdro.train.policy import Policy
 from gdro.train.sim_policy import SimPolicy
@@ -27,8 +27,8 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
     groups = classifier.num_groups
     return Curriculum(
         classifier,
-        build_sampler(run.sampler, num_prompts, groups, seed=run.seed, **run.sampler_options),
-        build_allocator(run.allocator, groups, run.budget, seed=run.seed, **run.allocator_options),
+        make_sampler(run.sampler_config, num_prompts, groups, seed=run.seed),
+        make_allocator(run.allocator_config, groups, run.budget, seed=run.seed),
     )
 
 

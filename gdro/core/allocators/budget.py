@@ -16,8 +16,8 @@ import numpy as np
 class BudgetConfig:
     """nbar rollouts per prompt on average, each prompt within [n_min, n_max]; defaults nbar=4, 2..12."""
 
-    nbar: float = 4.0
-    n_min: int = 2
+    nbar: float = 4.0  # mean rollouts per prompt; sum_i n_i = nbar * M exactly
+    n_min: int = 2  # arms n_min..n_max
     n_max: int = 12
 
     def validate(self) -> None:

@@ -55,11 +55,12 @@ ARM_STREAM = 2
 class RolloutGDROConfig:
     """Defaults are our preset `rollout_gdro` (informative, alpha 0.005); the paper's is surrogate, 0.05."""
 
+    # informative (1 - p1^n - (1 - p1)^n) | surrogate (the paper, bandit feedback)
     utility: Literal["surrogate", "informative"] = "informative"
     eta: float = 0.65
     gamma: float = 0.01
-    beta: float = 0.4
-    alpha: float = 0.005  # step size of the shadow price mu
+    beta: float = 0.4  # EMA weight on each arm's new utility
+    alpha: float = 0.005  # shadow-price step: mu <- max(0, mu + alpha (nbar_greedy - nbar))
     initial_mu: float = 0.0
 
     def validate(self) -> None:

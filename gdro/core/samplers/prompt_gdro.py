@@ -40,15 +40,19 @@ SCORE_SIGNALS = ("surrogate", "failure", "learnability")
 class PromptGDROConfig:
     """Defaults are our preset `prompt_gdro`; `prompt_gdro_paper` is surrogate + share_norm + no score_norm."""
 
+    # reweight: advantage multipliers (the paper's runs) | resample: draw bin-first
     mode: Literal["reweight", "resample"] = "reweight"
-    weighting: Literal["paper", "importance"] = "paper"  # reweight only: w ~ q(b) or q(b) / qhat(b)
+    # reweight only: paper (w ~ q(b), bin b gets qhat(b) q(b) of the loss) | importance (w ~ q(b) / qhat(b):
+    # exactly q(b))
+    weighting: Literal["paper", "importance"] = "paper"
+    # surrogate (the paper) | failure (1 - p1) | learnability (p1 (1 - p1))
     score_signal: Literal["surrogate", "failure", "learnability"] = "learnability"
-    share_norm: bool = False
-    score_norm: Literal["none", "zscore"] = "zscore"
-    eta: float = 0.65
-    gamma: float = 0.01
-    beta: float = 0.12
-    max_weight: float = 15.0  # w_max, the cap on advantage multipliers
+    share_norm: bool = False  # divide bin scores by the bin's batch share (paper: on; makes rare bins win)
+    score_norm: Literal["none", "zscore"] = "zscore"  # none | zscore over active bins before the exponent
+    eta: float = 0.65  # exponential-weights step size
+    gamma: float = 0.01  # uniform mixing over active bins
+    beta: float = 0.12  # EMA weight on the new bin score
+    max_weight: float = 15.0  # w_max, the cap on advantage multipliers (batch mean 1)
     zscore_std_floor: float = 1e-3
     zscore_clip: float = 3.0
 
