@@ -3,17 +3,34 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The CPU vLLM environment (requirements-vllm.txt): the tests marked `vllm` and `make bench-engines` run in it,
+# with vLLM's engine core in-process (tensors reach the weight sync) and one OpenMP thread.
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_ENV := VLLM_ENABLE_V1_MULTIPROCESSING=0 OMP_NUM_THREADS=1
 
-.PHONY: venv test lint format train base-model plots bench-controllers clean
+.PHONY: venv venv-vllm test lint format train base-model plots bench-controllers bench-engines clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(VLLM_STAMP): requirements.txt requirements-dev.txt requirements-vllm.txt pyproject.toml
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet --upgrade pip
+	DS_BUILD_OPS=0 $(VLLM_PY) -m pip install --quiet -r requirements-dev.txt
+	$(VLLM_PY) -m pip install --quiet -r requirements-vllm.txt
+	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	touch $(VLLM_STAMP)
+
+venv-vllm: $(VLLM_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -23,8 +40,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: lint
-	$(PY) -m pytest
+test: lint $(VLLM_STAMP)
+	$(PY) -m pytest -m "not vllm"
+	$(VLLM_ENV) $(VLLM_PY) -m pytest -m vllm
 
 # The main job: GRPO on the embedded tiny Qwen3 + synthetic task (CPU). Pass options with ARGS, e.g.
 #   make train ARGS="sampler=prompt_gdro allocator=rollout_gdro"
@@ -41,5 +59,16 @@ plots: $(STAMP)
 bench-controllers: $(STAMP)
 	$(PY) scripts/bench_controllers.py
 
+# Rollout throughput of the hf and vllm engines on the CPU (tiny model, embedded settings) and one weight sync.
+bench-engines: $(VLLM_STAMP)
+	$(VLLM_ENV) $(VLLM_PY) scripts/bench_engines.py
+
+# Every method of issue 13 on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
+# experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.
+#   make reproduce-sim [SEEDS=20] [STEPS=1000] [JOBS=2]
+.PHONY: reproduce-sim
+reproduce-sim: $(STAMP)
+	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ then takes seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -169,9 +170,11 @@ LEARNING_SEEDS = (0, 1, 2)
 MIN_MEAN_GAIN = 0.1
 
 
-def _success_first_and_last(run_dir: Path, cache_dir: Path, seed: int) -> tuple[float, float]:
-    """Mean rollout success rate over the first 5 and the last 5 of 40 steps."""
-    config = compose_config([*LEARNING, f"cache_dir={cache_dir}", f"seed={seed}"])
+def _success_first_and_last(
+    run_dir: Path, cache_dir: Path, seed: int, extra: Sequence[str] = ()
+) -> tuple[float, float]:
+    """Mean rollout success rate over the first 5 and the last 5 of 40 steps (`extra`: more overrides)."""
+    config = compose_config([*LEARNING, f"cache_dir={cache_dir}", f"seed={seed}", *extra])
     train(parse_run_config(config), run_dir, config, progress=False)
     rates = [r["pass/rollout_rate"] for r in read_metrics(run_dir / "metrics.jsonl")[1:]]
     return sum(rates[:5]) / 5, sum(rates[-5:]) / 5

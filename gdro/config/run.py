@@ -8,6 +8,7 @@ from typing import Any
 
 from gdro.config.checking import ConfigError, _check_type, build_dataclass
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
+from gdro.config.deepspeed import DeepSpeedConfig
 from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.store import SCHEMA_KEY, SCHEMAS, schema_nodes
@@ -39,6 +40,7 @@ class RunConfig:
     policy: HFPolicyConfig | SimPolicyConfig
     trainer: TrainerConfig
     logger: LoggerConfig
+    deepspeed: DeepSpeedConfig
 
     @property
     def num_prompts(self) -> int | None:
@@ -110,6 +112,7 @@ def parse_run_config(config: dict[str, Any]) -> RunConfig:
         policy=_group(config, "policy"),
         trainer=_group(config, "trainer"),
         logger=_group(config, "logger"),
+        deepspeed=_group(config, "deepspeed"),
     )
     _check_combinations(run)
     return run
@@ -128,7 +131,17 @@ def _check_combinations(run: RunConfig) -> None:
     except ValueError as error:
         raise ConfigError(str(error)) from error
     if isinstance(run.policy, SimPolicyConfig):
+        if run.trainer.backend != "torch":
+            raise ConfigError(
+                "trainer.backend=deepspeed trains a model; policy=sim has none: use trainer.backend=torch"
+            )
         return
+    if run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3:
+        raise ConfigError(
+            "deepspeed=zero3 in train.py: transformers generate on ZeRO-3 shards would gather the weights in "
+            "every decoding step, and the vLLM engine across ranks is not wired yet; use deepspeed=zero2 "
+            "(the ZeRO-3 actor itself is tested: tests/test_deepspeed.py)"
+        )
     synthetic = isinstance(run.dataset, SyntheticDatasetConfig)
     if isinstance(run.model, TinyModelConfig) and not synthetic:
         raise ConfigError(

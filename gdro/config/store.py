@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 
 from gdro.config.checking import defaults_of
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
+from gdro.config.deepspeed import DeepSpeedConfig
 from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.trainer import TrainerConfig
@@ -44,6 +45,7 @@ SCHEMAS: dict[str, dict[str, type | None]] = {
     "policy": {"hf": HFPolicyConfig, "sim": SimPolicyConfig},
     "trainer": {"grpo": TrainerConfig},
     "logger": {"logger": LoggerConfig},
+    "deepspeed": {"zero": DeepSpeedConfig},
 }
 """Per group, the dataclass of each schema (None: a choice without options). The allocator's schemas
 also take the budget (`BudgetConfig`: nbar, n_min, n_max)."""

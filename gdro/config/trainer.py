@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from gdro.config.checking import ConfigError
 from gdro.core.grpo import ADVANTAGE_STD_MODES, LOSS_AGGREGATIONS
+from gdro.core.rollout_correction import ROLLOUT_IS_MODES
 from gdro.engines.base import Decoding
 
 
@@ -52,6 +53,12 @@ class TrainerConfig:
     # also sample the held-out set like rollouts (temperature, top_p, top_k above): eval_rollout/...
     eval_at_rollout_temperature: bool = True
     torch_threads: int = 2
+    # torch: one process, torch AdamW | deepspeed: ZeRO data parallel over the torchrun ranks (conf/deepspeed/)
+    backend: str = "torch"
+    # truncated importance sampling of the rollout engine's samples back to the trainer's pi_old (verl):
+    # none | token | sequence, weights capped at rollout_is_cap; only engines that report log-probs (vllm)
+    rollout_is: str = "token"
+    rollout_is_cap: float = 2.0
 
     def rollout_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
         """Training rollouts: temperature, top_p, top_k and max_new_tokens; stop at eos and `stop_token_ids`."""
@@ -111,6 +118,12 @@ class TrainerConfig:
         for name in ("top_p", "eval_top_p"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must lie in (0, 1]")
+        if self.backend not in ("torch", "deepspeed"):
+            raise ConfigError(f"trainer.backend={self.backend!r}: use 'torch' or 'deepspeed'")
+        if self.rollout_is not in ROLLOUT_IS_MODES:
+            raise ConfigError(f"trainer.rollout_is={self.rollout_is!r}: use one of {ROLLOUT_IS_MODES}")
+        if self.rollout_is_cap <= 0:
+            raise ConfigError(f"trainer.rollout_is_cap={self.rollout_is_cap}: must be > 0 (verl: 2.0)")
         if self.top_p != 1.0 or self.top_k != 0:
             raise ConfigError(
                 f"trainer.top_p={self.top_p}, trainer.top_k={self.top_k}: PPO scores rollouts under the"

@@ -2,7 +2,7 @@
 
 The trainer hands an engine prompt TOKEN IDS (never strings to re-tokenise) and a count n_i per prompt;
 the engine returns R = sum_i n_i completions, grouped by prompt in input order. `HFEngine`
-(transformers `generate`) implements it here; a vLLM engine implements the same protocol. `Decoding`
+(transformers `generate`, `gdro.engines.hf`) and `VLLMEngine` (`gdro.engines.vllm`) implement it. `Decoding`
 is named so that it cannot be confused with vLLM's own `SamplingParams`.
 """
 
@@ -67,8 +67,15 @@ class RolloutEngine(Protocol):
     """Generates completions for prompts with per-prompt counts; follows the actor's weights."""
 
     def generate(
-        self, prompt_token_ids: Sequence[Sequence[int]], counts: Sequence[int], decoding: Decoding
-    ) -> Generations: ...
+        self,
+        prompt_token_ids: Sequence[Sequence[int]],
+        counts: Sequence[int],
+        decoding: Decoding,
+        seeds: Sequence[int] | None = None,
+    ) -> Generations:
+        """counts[i] rollouts of prompt i; seeds[i] seeds prompt i's samples where the engine seeds per
+        prompt (vLLM), else (HF, or seeds None) sampling draws from torch's global RNG."""
+        ...
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
 

@@ -32,9 +32,14 @@ class HFEngine:
         self.batch_size = batch_size
 
     def generate(
-        self, prompt_token_ids: Sequence[Sequence[int]], counts: Sequence[int], decoding: Decoding
+        self,
+        prompt_token_ids: Sequence[Sequence[int]],
+        counts: Sequence[int],
+        decoding: Decoding,
+        seeds: Sequence[int] | None = None,
     ) -> Generations:
-        """counts[i] rollouts of prompt_token_ids[i] for every i (a count may be 0)."""
+        """counts[i] rollouts of prompt_token_ids[i] for every i (a count may be 0). `seeds` are not used:
+        batched `generate` has one RNG stream, torch's global one, which the caller seeds."""
         if len(prompt_token_ids) != len(counts):
             raise ValueError(f"{len(prompt_token_ids)} prompts but {len(counts)} counts")
         counts_array = np.asarray(counts, dtype=np.int64)

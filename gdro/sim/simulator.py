@@ -21,6 +21,11 @@ plus N(0, surrogate_noise^2) for the mini-batch noise, drawn from a stream of it
 0 for a group without disagreement, as the real loss is. So -l_i rewards groups that disagree, with a
 signal of the real loss's small size, and an arm n of a bin is worth more where n rollouts disagree more.
 
+Held-out evaluation. `eval_prompts_per_level` further prompts per latent level, drawn the same way
+(difficulty = d + N(0, level_jitter^2)) from a stream of their own and never trained on, are scored by
+the same skill model: p(x) = sigmoid(skill[d(x)] - difficulty(x)). The level's skill generalises to them
+exactly, but their difficulties are not the training prompts', and every level counts equally.
+
 Why this shape: easy prompts saturate (p -> 1, constant groups, no signal), while transfer lifts
 the harder levels into the p ~ 1/2 region, so the frontier (the p(1-p)-weighted mean level) moves
 up during training. A controller that spends rollouts or weight where the signal is gets there
@@ -51,6 +56,7 @@ class SimulatorConfig:
     adv_eps: float = 1e-6  # eps of the GRPO advantage (std + eps)
     surrogate_drift: float = 0.05  # ratio drift per rollout behind the surrogate-loss proxy
     surrogate_noise: float = 0.02  # std of the proxy's per-prompt noise
+    eval_prompts_per_level: int = 64  # held-out prompts per latent level (evaluation only)
 
 
 def group_abs_advantage_sum(
@@ -80,6 +86,8 @@ def group_abs_advantage_sum(
 
 # Stream id of the surrogate-loss noise: np.random.default_rng([seed, SURROGATE_STREAM]).
 SURROGATE_STREAM = 3
+# Stream id of the held-out prompts' difficulties: np.random.default_rng([seed, HELDOUT_STREAM]).
+HELDOUT_STREAM = 4
 
 
 def _per_prompt(rollouts_per_prompt: np.ndarray | int, num_prompts: int) -> np.ndarray:
@@ -96,6 +104,8 @@ class LearningSimulator:
         latent_level: int [N], d(x) of each prompt.
         difficulty: float [N], d(x) + N(0, level_jitter^2), fixed at construction.
         skill: float [L], the policy's skill per level.
+        heldout_level: int [L * K], d(x) of the held-out prompts, K = eval_prompts_per_level per level.
+        heldout_difficulty: float [L * K], their difficulties (fixed by the seed, never trained on).
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
@@ -112,6 +122,11 @@ class LearningSimulator:
         self.skill = np.full(cfg.num_levels, cfg.initial_skill, dtype=np.float64)
         self._transfer_kernel = np.exp(-cfg.spread * np.abs(levels[:, None] - levels[None, :]))
         self._level_counts = np.bincount(self.latent_level, minlength=cfg.num_levels)
+        heldout_rng = np.random.default_rng([cfg.seed, HELDOUT_STREAM])
+        self.heldout_level = np.repeat(levels, cfg.eval_prompts_per_level)
+        self.heldout_difficulty = self.heldout_level + heldout_rng.normal(
+            0.0, cfg.level_jitter, size=len(self.heldout_level)
+        )
 
     @property
     def num_prompts(self) -> int:
@@ -124,6 +139,11 @@ class LearningSimulator:
     def success_probability(self, prompt_ids: np.ndarray) -> np.ndarray:
         """p(x) = sigmoid(skill[d(x)] - difficulty(x)). prompt_ids int [M] -> float [M]."""
         logit = self.skill[self.latent_level[prompt_ids]] - self.difficulty[prompt_ids]
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def heldout_success_probability(self) -> np.ndarray:
+        """p(x) = sigmoid(skill[d(x)] - difficulty(x)) of each held-out prompt: float [L * K]."""
+        logit = self.skill[self.heldout_level] - self.heldout_difficulty
         return 1.0 / (1.0 + np.exp(-logit))
 
     def rollout(self, prompt_ids: np.ndarray, rollouts_per_prompt: np.ndarray | int) -> np.ndarray:

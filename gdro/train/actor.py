@@ -14,6 +14,7 @@ The gradient does not depend on the cut (up to rounding).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +26,8 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
+from gdro.train.backends import TorchBackend, TrainingBackend
+from gdro.train.distributed import World
 from gdro.train.microbatch import token_budget_microbatches
 
 if TYPE_CHECKING:
@@ -216,12 +219,34 @@ class ActorStats:
 
 
 class Actor:
-    """PPO updates of `model` with `optimizer`; the caller owns the learning-rate schedule."""
+    """PPO updates of `model`; the caller owns the learning-rate schedule.
 
-    def __init__(self, model: PreTrainedModel, optimizer: torch.optim.Optimizer, config: ActorConfig) -> None:
+    `backend` turns the accumulated gradients into a step (default: `TorchBackend` with `optimizer`);
+    `world` the data-parallel ranks. With several ranks each holds its own rows (whole prompt groups),
+    the loss denominators are the mini-batch's GLOBAL counts (summed over ranks), and every rank runs
+    the same number of forward (and backward) passes, padding with zero-weight passes on a one-token
+    row: ZeRO-3 gathers parameters in every forward, so one rank's extra pass would hang the others.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        optimizer: torch.optim.Optimizer | None,
+        config: ActorConfig,
+        backend: TrainingBackend | None = None,
+        world: World | None = None,
+    ) -> None:
+        if backend is None and optimizer is None:
+            raise ValueError("give the actor an optimizer or a training backend")
         self.model = model
-        self.optimizer = optimizer
         self.config = config
+        self.backend = backend if backend is not None else TorchBackend(model, optimizer, config.grad_clip)
+        self.world = world if world is not None else World()
+        # ZeRO-3 gathers the head's weight in every head call, so all ranks must make the same number of
+        # calls: with several ranks the head scores a micro-batch in one call (its [tokens, V] logits are
+        # bounded by max_tokens_per_microbatch instead of logprob_chunk_tokens).
+        one_call = self.world.distributed and getattr(self.backend, "partitions_parameters", False)
+        self.chunk_tokens = sys.maxsize if one_call else config.logprob_chunk_tokens
         if config.gradient_checkpointing:
             # transformers < 5.21 (the GPU environment) lacks `activation_checkpointing_enable`.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -241,17 +266,31 @@ class Actor:
         lengths = [len(completion) for completion in completion_ids]
         mask = torch.zeros(len(lengths), max(lengths, default=0), device=model.device)
         logprobs = mask.clone()
-        for rows in self.microbatches(prompt_ids, completion_ids):
+        passes, _ = self._forward_passes(prompt_ids, completion_ids)
+        for _ in range(self.world.max(len(passes)) - len(passes)):
+            self._padding_logprob(model)
+        for rows in passes:
             part, part_mask = completion_logprobs(
                 model,
                 prompt_ids[rows.start : rows.stop],
                 completion_ids[rows.start : rows.stop],
                 self.config.temperature,
-                self.config.logprob_chunk_tokens,
+                self.chunk_tokens,
             )
             logprobs[rows.start : rows.stop, : part.shape[1]] = part
             mask[rows.start : rows.stop, : part.shape[1]] = part_mask
         return logprobs, mask
+
+    def _forward_passes(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> tuple[list[range], int]:
+        """The micro-batches that need a forward (those holding a completion token), and how many there are
+        in all."""
+        cuts = self.microbatches(prompt_ids, completion_ids)
+        return [rows for rows in cuts if any(completion_ids[row] for row in rows)], len(cuts)
+
+    def _padding_logprob(self, model: PreTrainedModel) -> torch.Tensor:
+        """A forward on a one-token prompt and completion: the rank's turn in a pass it has no rows for."""
+        pad = model.config.pad_token_id or 0
+        return completion_logprobs(model, [[pad]], [[pad]], self.config.temperature)[0].sum()
 
     def update(
         self,
@@ -261,37 +300,49 @@ class Actor:
         old_logprobs: torch.Tensor,
         ref_logprobs: torch.Tensor | None = None,
         signal_advantages: torch.Tensor | None = None,
+        is_weights: torch.Tensor | None = None,
     ) -> ActorStats:
         """One optimizer step on one mini-batch of S rows, by gradient accumulation over micro-batches.
 
         loss = agg(l^clip) + kl_coef agg(k3), agg = `loss_agg` over the whole mini-batch; each
         micro-batch backpropagates its `aggregate_loss_share`. Then the gradient norm is clipped to
         `grad_clip` and the optimizer steps once (parameters that got no gradient, as when no row
-        has a completion token, are left alone).
+        has a completion token, are left alone). With several ranks, the rows are this rank's share
+        of the mini-batch: the denominators are summed over ranks and each loss is multiplied by the
+        number of ranks, which the backend's gradient averaging divides back out.
 
         Args:
             advantages: [S] advantages of the loss (GDRO-weighted when reweighting).
             old_logprobs: [S, >= Tc] log pi_old from `logprobs` before this step's updates.
             ref_logprobs: [S, >= Tc] of the reference policy; needed when kl_coef > 0.
             signal_advantages: [S] unweighted advantages for the per-row surrogate signal, or None.
+            is_weights: [S, >= Tc] detached per-token weights of the policy loss (truncated rollout
+                importance sampling, `gdro.core.rollout_correction`), or None for 1.
         """
         c = self.config
         if c.kl_coef > 0 and ref_logprobs is None:
             raise ValueError("kl_coef > 0 needs ref_logprobs")
         device = self.model.device
         lengths = [len(completion) for completion in completion_ids]
-        batch_tokens, batch_rows = sum(lengths), sum(1 for length in lengths if length)
+        local_tokens, local_rows = sum(lengths), sum(1 for length in lengths if length)
+        batch_tokens, batch_rows = (int(n) for n in self.world.sum([local_tokens, local_rows]))
         signal = np.zeros(len(lengths)) if signal_advantages is not None else None
         totals = dict.fromkeys(("policy", "kl", "clipped", "dual_clipped"), 0.0)
-        cuts = self.microbatches(prompt_ids, completion_ids)
+        cuts, microbatches = self._forward_passes(prompt_ids, completion_ids)
+        passes = self.world.max(len(cuts))
+        scale = self.backend.ranks  # the backend averages gradients over ranks
         self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        for rows in cuts:
+        if passes == 0:  # no rank holds a completion token: nothing to learn, no step
+            return ActorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, microbatches, signal)
+        self.backend.begin()
+        for index in range(passes - len(cuts)):  # this rank's padding passes come first
+            self.backend.before_forward()
+            self.backend.backward(0.0 * self._padding_logprob(self.model), boundary=index == passes - 1)
+        for index, rows in enumerate(cuts, start=passes - len(cuts)):
             part = slice(rows.start, rows.stop)
-            if not any(lengths[part]):
-                continue
+            self.backend.before_forward()
             logprobs, mask = completion_logprobs(
-                self.model, prompt_ids[part], completion_ids[part], c.temperature, c.logprob_chunk_tokens
+                self.model, prompt_ids[part], completion_ids[part], c.temperature, self.chunk_tokens
             )
             width = logprobs.shape[1]
             old = old_logprobs[part, :width].to(device)
@@ -309,12 +360,15 @@ class Actor:
                     token_loss, mask, c.loss_agg, batch_tokens, batch_rows, c.norm_length
                 )
 
-            policy_loss = share(surrogate.loss_tok)
+            token_loss = surrogate.loss_tok
+            if is_weights is not None:
+                token_loss = token_loss * is_weights[part, :width].to(device)
+            policy_loss = share(token_loss)
             kl_tokens = (
                 kl_k3(logprobs, ref_logprobs[part, :width].to(device)) if ref_logprobs is not None else None
             )
             kl_loss = share(kl_tokens) if kl_tokens is not None else torch.zeros((), device=device)
-            (policy_loss + c.kl_coef * kl_loss).backward()
+            self.backend.backward(scale * (policy_loss + c.kl_coef * kl_loss), boundary=index == passes - 1)
             with torch.no_grad():
                 totals["policy"] += float(policy_loss)
                 totals["kl"] += float(kl_loss)
@@ -332,15 +386,14 @@ class Actor:
                     if c.surrogate_signal_kl and kl_tokens is not None:
                         unweighted = unweighted + c.kl_coef * kl_tokens.detach()
                     signal[part] = sequence_mean(unweighted, mask).double().cpu().numpy()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.optimizer.step()
+        grad_norm = self.backend.step()
         return ActorStats(
             loss=totals["policy"] + c.kl_coef * totals["kl"],
             policy_loss=totals["policy"],
             kl_loss=totals["kl"],
             clip_fraction=totals["clipped"] / max(batch_tokens, 1),
             dual_clip_fraction=totals["dual_clipped"] / max(batch_tokens, 1),
-            grad_norm=float(grad_norm),
-            microbatches=len(cuts),
+            grad_norm=grad_norm,
+            microbatches=microbatches,
             surrogate_per_row=signal,
         )

@@ -12,6 +12,7 @@ from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.presets import make_allocator, make_sampler
 from gdro.sim.simulator import SimulatorConfig
+from gdro.train.distributed import World
 from gdro.train.policy import Policy
 from gdro.train.sim_policy import SimPolicy
 
@@ -32,19 +33,46 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
     )
 
 
-def build_policy(run: RunConfig) -> Policy:
-    """The simulator, or the warm-started tiny Qwen3 (trained into the cache the first time) on the task."""
+def build_policy(run: RunConfig, world: World | None = None) -> Policy:
+    """The simulator, or the warm-started tiny Qwen3 (trained into the cache the first time) on the task.
+
+    With several ranks: rank 0 builds the cached base model first (the others wait, then load it),
+    and `trainer.backend=deepspeed` wraps the actor in a ZeRO engine (`conf/deepspeed/`)."""
+    world = world if world is not None else World()
+    if world.distributed and (
+        not isinstance(run.policy, HFPolicyConfig) or run.trainer.backend != "deepspeed"
+    ):
+        raise ValueError(
+            f"{world.size} ranks need policy=hf with trainer.backend=deepspeed (the simulator and the torch "
+            "backend run in one process): add trainer.backend=deepspeed or launch without torchrun"
+        )
+    if world.distributed and run.policy.engine == "vllm":
+        raise ValueError(
+            "policy.engine=vllm runs in one process for now (one engine per rank is not tested): "
+            "launch without torchrun, or use policy.engine=hf with trainer.backend=deepspeed"
+        )
     if not isinstance(run.policy, HFPolicyConfig):
         p = run.policy
         config = SimulatorConfig(
-            p.num_prompts, p.num_levels, p.lr, p.initial_skill, p.level_jitter, p.spread, run.seed
+            p.num_prompts,
+            p.num_levels,
+            p.lr,
+            p.initial_skill,
+            p.level_jitter,
+            p.spread,
+            run.seed,
+            eval_prompts_per_level=p.eval_prompts_per_level,
         )
         return SimPolicy(config, eval_samples=run.trainer.eval_samples)
     # transformers, datasets and the model code load only for a model-backed policy
     from gdro.train.hf_policy import HFPolicy
     from gdro.train.task import build_task
 
+    if world.distributed and not world.is_main:
+        world.barrier()  # rank 0 builds (or finds) the cached base model first
     model, tokenizer, load_model = _policy_model(run)
+    if world.distributed and world.is_main:
+        world.barrier()
     reference = None
     if run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
         reference = load_model().eval().requires_grad_(False)
@@ -53,6 +81,20 @@ def build_policy(run: RunConfig) -> Policy:
         from gdro.models.pretrained import stop_token_ids
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
+    engine = None  # HFPolicy's default: transformers generate on the actor
+    if run.policy.engine == "vllm":  # vLLM is imported only here
+        from gdro.engines.vllm import VLLMEngine
+
+        engine = VLLMEngine.from_actor(model, tokenizer, run.policy.vllm, seed=run.seed)
+    backend = None
+    if run.trainer.backend == "deepspeed":
+        from gdro.train.backends import DeepSpeedBackend
+        from gdro.train.deepspeed_engine import engine_config, initialize
+
+        on_gpu = model.device.type == "cuda"
+        deepspeed_engine = initialize(model, engine_config(run.deepspeed, run.trainer, on_gpu))
+        backend = DeepSpeedBackend(deepspeed_engine, world.size)
+        model = deepspeed_engine.module
     return HFPolicy(
         model,
         tokenizer,
@@ -61,6 +103,10 @@ def build_policy(run: RunConfig) -> Policy:
         reference=reference,
         generation_batch_size=run.policy.generation_batch_size,
         stop_token_ids=stops,
+        engine=engine,
+        seed=run.seed,
+        backend=backend,
+        world=world,
     )
 
 

@@ -16,11 +16,16 @@ Crash safety (a SIGKILL or a power cut at any instant leaves `latest` naming a c
 - Deleting comes last, once `latest` names the new checkpoint: each doomed folder is first renamed to
   a hidden temporary name, then removed, so a crash during the removal leaves only a temporary entry.
   Temporary entries (`.*.tmp`, also those of a crashed save) are removed after the next save.
+
+With several ranks, rank 0 creates the temporary folder and tells the others; every rank then writes
+its part of the policy (DeepSpeed's shards) into it, and rank 0 alone writes state.json (with every
+rank's torch RNG state), renames, points `latest` and prunes, once all ranks are done.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -32,6 +37,7 @@ from typing import Any
 import torch
 
 from gdro.core.curriculum import Curriculum
+from gdro.train.distributed import World
 from gdro.train.policy import Policy
 
 LATEST = "latest"
@@ -39,33 +45,44 @@ CHECKPOINT_NAME = re.compile(r"step_(\d+)(?:\.(\d+))?")  # step_000010, or step_
 TEMPORARY_SUFFIX = ".tmp"  # with a leading "." : a save, a pointer or a deletion in progress
 
 
-def save_checkpoint(run_dir: Path, step: int, curriculum: Curriculum, policy: Policy, *, keep: int) -> Path:
+def save_checkpoint(
+    run_dir: Path, step: int, curriculum: Curriculum, policy: Policy, *, keep: int, world: World | None = None
+) -> Path:
     """Write the checkpoint of `step`, point `latest` at it, then prune; returns its folder.
 
     Pruning keeps the new checkpoint and the `keep - 1` before it in step order; it deletes older
     ones, superseded revisions of a step, checkpoints of later steps (an abandoned future: this run
     resumed from an earlier step and truncated metrics.jsonl there) and temporaries of crashed saves.
     """
+    world = world if world is not None else World()
     root = run_dir / "checkpoints"
-    if not root.is_dir():
-        root.mkdir(parents=True)
-        _fsync_directory(run_dir)
-    staging = _temporary(root, f"step_{step:06d}")
-    staging.mkdir()
-    state = {
-        "step": step,
-        "curriculum": curriculum.state_dict(),
-        "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii"),
-    }
-    (staging / "state.json").write_text(json.dumps(state))
-    policy.save(staging)
-    _fsync_tree(staging)
-    target = root / _unused_name(root, step)
-    os.replace(staging, target)
-    _fsync_directory(root)
-    _point_latest(root, target.name)
-    _prune(root, target.name, keep)
-    return target
+    staging = None
+    if world.is_main:
+        if not root.is_dir():
+            root.mkdir(parents=True)
+            _fsync_directory(run_dir)
+        staging = _temporary(root, f"step_{step:06d}")
+        staging.mkdir()
+    staging = world.broadcast(staging)
+    rng_states = world.gather(_encode_rng(torch.get_rng_state()))
+    policy.save(staging)  # every rank: DeepSpeed writes each rank's shards
+    world.barrier()
+    target = None
+    if world.is_main:
+        state = {
+            "step": step,
+            "curriculum": curriculum.state_dict(),
+            "torch_rng": rng_states[0],
+            "torch_rng_ranks": rng_states,
+        }
+        (staging / "state.json").write_text(json.dumps(state))
+        _fsync_tree(staging)
+        target = root / _unused_name(root, step)
+        os.replace(staging, target)
+        _fsync_directory(root)
+        _point_latest(root, target.name)
+        _prune(root, target.name, keep)
+    return world.broadcast(target)
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
@@ -88,14 +105,31 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return checkpoint
 
 
-def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy) -> int:
-    """Restore the curriculum, the policy and torch's RNG from `path`; returns the step it was saved at."""
+def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy, world: World | None = None) -> int:
+    """Restore the curriculum, the policy and torch's RNG (this rank's) from `path`; returns the step it was
+    saved at. A checkpoint of a run with another number of ranks is refused."""
+    world = world if world is not None else World()
     state: dict[str, Any] = json.loads((path / "state.json").read_text())
+    rng_states = state.get("torch_rng_ranks", [state["torch_rng"]])
+    if len(rng_states) != world.size:
+        raise ValueError(
+            f"{path} was saved by {len(rng_states)} rank(s); this run has {world.size}: resume with as many"
+        )
     policy.load(path)  # first: it checks the prompts are the ones the checkpoint was trained on
     curriculum.load_state_dict(state["curriculum"])
-    rng = torch.frombuffer(bytearray(base64.b64decode(state["torch_rng"])), dtype=torch.uint8)
+    rng = torch.frombuffer(bytearray(base64.b64decode(rng_states[world.rank])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return int(state["step"])
+
+
+def curriculum_digest(curriculum: Curriculum) -> str:
+    """SHA-256 of the curriculum's state (what `state.json` stores): equal iff the controllers agree."""
+    return hashlib.sha256(json.dumps(curriculum.state_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _encode_rng(state: torch.Tensor) -> str:
+    """torch's RNG state as base64 text for JSON."""
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
 
 
 def list_checkpoints(root: Path) -> dict[str, tuple[int, int]]:

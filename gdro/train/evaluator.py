@@ -20,6 +20,7 @@ import numpy as np
 from gdro.data.benchmarks import benchmark_metrics
 from gdro.engines.base import Decoding, RolloutEngine
 from gdro.rewards.base import Reward
+from gdro.train.distributed import World
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Evaluator:
         samples: int,
         samplings: Sequence[tuple[str, Decoding]],
         pass_ks: Sequence[int] = (),
+        world: World | None = None,
     ) -> None:
         if not sets:
             raise ValueError("the evaluator needs at least one eval set")
@@ -67,15 +69,21 @@ class Evaluator:
         self.samples = samples
         self.samplings = list(samplings)
         self.pass_ks = tuple(pass_ks)
+        self.world = world if world is not None else World()
 
     def correct(self, eval_set: EvalSet, decoding: Decoding) -> np.ndarray:
-        """bool [P, k]: sample j of prompt p graded correct (reward > 0)."""
-        count = len(eval_set.prompt_token_ids)
-        generations = self.engine.generate(eval_set.prompt_token_ids, [self.samples] * count, decoding)
-        answers = [eval_set.answers[p] for p in generations.prompt_index]
+        """bool [P, k]: sample j of prompt p graded correct (reward > 0). With several ranks each samples
+        the prompts p = rank, rank + W, ... and the rows are gathered."""
+        mine = np.arange(self.world.rank, len(eval_set.prompt_token_ids), self.world.size)
+        prompts = [eval_set.prompt_token_ids[p] for p in mine]
+        generations = self.engine.generate(prompts, [self.samples] * len(mine), decoding)
+        answers = [eval_set.answers[mine[i]] for i in generations.prompt_index]
         scores = eval_set.reward.rewards(generations.texts, answers)
         # Generations are grouped by prompt in input order, k per prompt.
-        return (scores > 0).reshape(count, self.samples)
+        correct = np.zeros((len(eval_set.prompt_token_ids), self.samples), dtype=bool)
+        for rows, values in self.world.gather((mine, (scores > 0).reshape(len(mine), self.samples))):
+            correct[rows] = values
+        return correct
 
     def evaluate(self) -> dict[str, float]:
         """All sets under all samplings."""

@@ -1,19 +1,27 @@
 """GRPO on a transformers causal LM, one step of the algorithm read top to bottom.
 
 Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `train_step` runs
-  1. generate: n_i completions per prompt (token ids in, token ids out) from the rollout engine;
+  1. generate: n_i completions per prompt (token ids in, token ids out) from the rollout engine (HF
+     `generate` on the actor, or vLLM, seeded per (run seed, step, prompt id)); the engine then sleeps;
   2. reward:   r_ij = +1 / -1 from the task's reward (worker processes for math-verify);
   3. advantages: A_ij = group advantage keyed by prompt id (groups of unequal size), clipped;
      A~_ij = w_i A_ij;
   4. old / ref log-probs of every PPO mini-batch (whole prompt groups), before any update, at the
-     rollout temperature T: log softmax(z / T), the distribution the rollouts came from;
+     rollout temperature T: log softmax(z / T), the distribution the rollouts came from; with an engine
+     that reports its own log-probs (vLLM), truncated importance weights correct its samples to pi_old
+     (`trainer.rollout_is`, `gdro.core.rollout_correction`) and rollout/logprob_diff is logged;
   5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
      and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
-     at -A~ c (dual clip); the engine then follows the new weights;
+     at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included);
   6. outcome: correct counts, tokens per prompt and the per-prompt surrogate signal l(x_i) = mean over
      x_i's responses of the token-averaged clipped loss with UNweighted advantages and no dual clip (as
      the authors' patch computes it), averaged over epochs. On the first mini-batch the ratio is exactly
      1 and l = 0; only later mini-batches carry drift.
+With several ranks (`trainer.backend=deepspeed` under torchrun) each rank takes whole prompt groups
+(`gdro.train.sharding`, balanced by expected tokens) through steps 1-5, the actor's loss denominators
+are the global counts, and the per-prompt results of step 6 are summed over ranks, so every rank
+returns the whole batch's outcome and the curriculum sees all of it (every rank's surrogate losses,
+not rank 0's alone).
 """
 
 from __future__ import annotations
@@ -28,11 +36,19 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from gdro.config import TrainerConfig
 from gdro.core.curriculum import StepPlan
 from gdro.core.grpo import group_advantages
+from gdro.core.rollout_correction import rollout_is_weights
 from gdro.data.dapo_math import check_fingerprint
+from gdro.engines.base import Generations, RolloutEngine
 from gdro.engines.hf import HFEngine
+from gdro.engines.vllm import full_state
 from gdro.train.actor import Actor, ActorConfig, ActorStats
+from gdro.train.backends import DeepSpeedBackend, TrainingBackend
+from gdro.train.distributed import World
 from gdro.train.evaluator import Evaluator
 from gdro.train.policy import StepOutcome
+from gdro.train.rng import side_stream_seed
+from gdro.train.schedule import WarmupSchedule
+from gdro.train.sharding import shard_groups
 from gdro.train.task import TaskData
 
 
@@ -48,7 +64,12 @@ class HFPolicy:
         reference: PreTrainedModel | None = None,
         generation_batch_size: int = 256,
         stop_token_ids: tuple[int, ...] = (),
+        engine: RolloutEngine | None = None,
+        seed: int = 0,
+        backend: TrainingBackend | None = None,
+        world: World | None = None,
     ) -> None:
+        """`backend`: a `DeepSpeedBackend` around `model` (default: torch AdamW here); `world`: the ranks."""
         if settings.kl_coef > 0 and reference is None:
             raise ValueError("trainer.kl_coef > 0 needs the frozen reference model")
         self.model = model
@@ -58,36 +79,48 @@ class HFPolicy:
         self.settings = settings
         self.num_prompts = task.num_prompts
         self.rollout_sampling = settings.rollout_sampling(stop_token_ids)
-        self.engine = HFEngine(model, tokenizer, batch_size=generation_batch_size)
-        self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        self.seed = seed
+        self.engine = engine if engine is not None else HFEngine(model, tokenizer, generation_batch_size)
+        self.world = world if world is not None else World()
+        self.deepspeed = backend.engine if isinstance(backend, DeepSpeedBackend) else None
+        self.optimizer = (
+            self.deepspeed.optimizer
+            if self.deepspeed is not None
+            else torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         )
-        warmup = max(settings.warmup_steps, 1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda t: min(1.0, (t + 1) / warmup)
-        )
+        self.scheduler = WarmupSchedule(self.optimizer, settings.lr, settings.warmup_steps)
         actor_config = ActorConfig.from_trainer(
             settings,
             max_tokens_per_microbatch=settings.max_tokens_per_microbatch,
             logprob_chunk_tokens=settings.logprob_chunk_tokens,
         )
-        self.actor = Actor(model, self.optimizer, actor_config)
+        self.actor = Actor(
+            model, None if backend is not None else self.optimizer, actor_config, backend, self.world
+        )
         # With eval_at_rollout_temperature the held-out prompts are also sampled like rollouts
         # (eval_rollout/...): RL first improves the distribution it samples from, which the
         # near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
         samplings = [("eval", settings.eval_sampling(stop_token_ids))]
         if settings.eval_at_rollout_temperature:
             samplings.append(("eval_rollout", self.rollout_sampling))
-        self.evaluator = Evaluator(self.engine, task.eval_sets, settings.eval_samples, samplings)
+        self.evaluator = Evaluator(
+            self.engine, task.eval_sets, settings.eval_samples, samplings, world=self.world
+        )
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """Generate, reward and update on the plan's prompts; see the module docstring."""
         s = self.settings
         batch_size = len(plan.prompt_ids)
-        # 1. generate
-        prompts = [self.task.prompt_token_ids[i] for i in plan.prompt_ids]
-        generations = self.engine.generate(prompts, plan.rollouts_per_prompt.tolist(), self.rollout_sampling)
-        owner = generations.prompt_index  # [R] batch position of each rollout
+        # 1. generate this rank's prompt groups (all of them in one process)
+        mine = self._my_groups(plan)
+        prompts = [self.task.prompt_token_ids[i] for i in plan.prompt_ids[mine]]
+        step = self.scheduler.last_epoch + 1  # steps done so far + 1 (restored on resume)
+        seeds = [side_stream_seed(self.seed, step, f"rollout/{i}") for i in plan.prompt_ids[mine]]
+        generations = self.engine.generate(
+            prompts, plan.rollouts_per_prompt[mine].tolist(), self.rollout_sampling, seeds
+        )
+        self.engine.sleep()
+        owner = mine[generations.prompt_index]  # [R] batch position of each of this rank's rollouts
         prompt_ids, completion_ids = generations.prompt_token_ids, generations.completion_token_ids
         # 2. reward
         answers = [self.task.answers[plan.prompt_ids[i]] for i in owner]
@@ -105,13 +138,15 @@ class HFPolicy:
         minibatches = [
             rows
             for part in np.array_split(np.arange(batch_size), s.ppo_mini_batches)
-            if len(rows := np.flatnonzero(np.isin(owner, part)))
+            # every rank runs every mini-batch (its share may be empty), one process skips empty ones
+            if len(rows := np.flatnonzero(np.isin(owner, part))) or self.world.distributed
         ]
 
         def pick(rows: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
             return [prompt_ids[r] for r in rows], [completion_ids[r] for r in rows]
 
         old = [self.actor.logprobs(*pick(rows))[0] for rows in minibatches]
+        is_weights, correction = self._rollout_correction(generations, minibatches, old)
         ref = (
             [self.actor.logprobs(*pick(rows), model=self.reference)[0] for rows in minibatches]
             if s.kl_coef > 0
@@ -128,17 +163,22 @@ class HFPolicy:
                     old_logprobs=old[index],
                     ref_logprobs=None if ref is None else ref[index],
                     signal_advantages=advantages[rows],
+                    is_weights=None if is_weights is None else is_weights[index],
                 )
                 signal[rows] += update.surrogate_per_row
                 stats.append(update)
-        self.engine.sync_weights(self.model.named_parameters())
+        self.engine.sync_weights(full_state(self.model))
         step_lr = float(self.scheduler.get_last_lr()[0])  # the rate this step's updates used
         self.scheduler.step()
-        # 6. outcome
-        surrogate = np.bincount(owner, weights=signal / s.ppo_epochs, minlength=batch_size) / np.maximum(
-            plan.rollouts_per_prompt, 1
-        )
+        # 6. outcome, per prompt summed over ranks (each prompt's rollouts live on one rank)
         tokens = np.array([len(c) for c in completion_ids], dtype=np.int64)
+        correct, signal_sum, tokens_per_prompt = self.world.sum_arrays(
+            correct,
+            np.bincount(owner, weights=signal / s.ppo_epochs, minlength=batch_size),
+            np.bincount(owner, weights=tokens, minlength=batch_size),
+        )
+        correct, tokens_per_prompt = correct.astype(np.int64), tokens_per_prompt.astype(np.int64)
+        surrogate = signal_sum / np.maximum(plan.rollouts_per_prompt, 1)
         metrics: dict[str, float | None] = {
             "loss/total": float(np.mean([u.loss for u in stats])),
             "loss/policy": float(np.mean([u.policy_loss for u in stats])),
@@ -151,21 +191,59 @@ class HFPolicy:
             "reward/timeouts": float(self.task.reward.timeouts),
             "rollout/truncation_rate": generations.truncation_rate,
             "optim/lr": step_lr,
+            **correction,
         }
         return StepOutcome(
             correct_per_prompt=correct,
             surrogate_loss=surrogate,
-            generated_tokens=int(tokens.sum()),
-            tokens_per_prompt=np.bincount(owner, weights=tokens, minlength=batch_size).astype(np.int64),
-            metrics=metrics,
+            generated_tokens=int(tokens_per_prompt.sum()),
+            tokens_per_prompt=tokens_per_prompt,
+            metrics=self.world.mean_metrics(metrics),
         )
+
+    def _my_groups(self, plan: StepPlan) -> np.ndarray:
+        """The batch positions of the prompt groups this rank generates and trains on (all, alone)."""
+        if not self.world.distributed:
+            return np.arange(len(plan.prompt_ids))
+        lengths = np.array([len(self.task.prompt_token_ids[i]) for i in plan.prompt_ids])
+        shards = shard_groups(
+            plan.rollouts_per_prompt, lengths, self.settings.max_new_tokens / 2, self.world.size
+        )
+        return shards[self.world.rank]
+
+    def _rollout_correction(
+        self, generations: Generations, minibatches: list[np.ndarray], old: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor] | None, dict[str, float]]:
+        """Per mini-batch truncated IS weights [rows, Tc] and the step's statistics over all its tokens;
+        (None, {}) when the engine reports no log-probs (HF: the trainer's are the sampler's)."""
+        if generations.sampler_logprobs is None:
+            return None, {}
+        lengths = [len(tokens) for tokens in generations.completion_token_ids]
+        rows, width = len(lengths), max(lengths, default=0)
+        trainer, sampler, mask = (torch.zeros(rows, width) for _ in range(3))
+        for part, logprobs in zip(minibatches, old, strict=True):
+            trainer[part, : logprobs.shape[1]] = logprobs.cpu()
+        for row, values in enumerate(generations.sampler_logprobs):
+            sampler[row, : len(values)] = torch.tensor(values)
+            mask[row, : len(values)] = 1.0
+        weights, metrics = rollout_is_weights(
+            trainer, sampler, mask, self.settings.rollout_is, self.settings.rollout_is_cap
+        )
+        return [weights[part] for part in minibatches], metrics
 
     def evaluate(self) -> dict[str, float]:
         """mean@k and pass@k of every held-out set (spec section 6): eval/... (and eval_rollout/...)."""
         return self.evaluator.evaluate()
 
     def save(self, directory: Path) -> None:
-        """Model, optimizer and scheduler state (exact, for resume), and the prompts' fingerprint."""
+        """Model, optimizer and scheduler state (exact, for resume), and the prompts' fingerprint. Under
+        DeepSpeed every rank writes its shards (`deepspeed/`), rank 0 the scheduler and fingerprint."""
+        if self.deepspeed is not None:
+            self.deepspeed.save_checkpoint(str(directory), tag="deepspeed", save_latest=False)
+            if self.world.is_main:
+                torch.save({"scheduler": self.scheduler.state_dict()}, directory / "policy.pt")
+                (directory / "task.json").write_text(json.dumps({"fingerprint": self.task.fingerprint}))
+            return
         torch.save(
             {
                 "model": self.model.state_dict(),
@@ -182,9 +260,13 @@ class HFPolicy:
             json.loads((directory / "task.json").read_text())["fingerprint"], self.task.fingerprint
         )
         state = torch.load(directory / "policy.pt", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.deepspeed is not None:
+            self.deepspeed.load_checkpoint(str(directory), tag="deepspeed")
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.engine.sync_weights(full_state(self.model))
 
     def close(self) -> None:
         """Stop the rewards' worker processes."""

@@ -5,6 +5,11 @@ eval (step 0) -> for t = 1..T:
     outcome = policy.train_step(plan)    generate, reward, advantages x w_i, PPO updates
     curriculum.observe(plan, outcome)    classifier records; both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
+
+With several ranks (torchrun) every rank runs this same loop: the curriculum decides the same plan on
+every rank (same seed, same gathered outcomes: each policy step returns the WHOLE batch's outcome), the
+policy splits the work, and rank 0 alone writes metrics.jsonl, W&B, plots and checkpoint metadata. At
+each checkpoint the ranks compare digests of their controller state and stop if they ever differ.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from tqdm import tqdm
 
 from gdro.config import RunConfig
 from gdro.train.build import build_curriculum, build_policy
-from gdro.train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from gdro.train.checkpoint import curriculum_digest, load_checkpoint, resolve_resume, save_checkpoint
+from gdro.train.distributed import World
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
 from gdro.train.policy import Policy
@@ -33,44 +39,60 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    run: RunConfig, run_dir: Path, resolved_config: dict[str, Any], progress: bool = True
+    run: RunConfig,
+    run_dir: Path,
+    resolved_config: dict[str, Any],
+    progress: bool = True,
+    world: World | None = None,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) training into `run_dir`; returns the records written by this call."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2))
+    """Run (or resume) training into `run_dir`; returns the records written by this call (rank 0's)."""
+    world = world if world is not None else World()
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2))
     torch.set_num_threads(run.trainer.torch_threads)
-    torch.manual_seed(run.seed)
-    policy = build_policy(run)
+    torch.manual_seed(run.seed + world.rank)  # each rank samples its own rollouts
+    policy = build_policy(run, world)
     try:
-        return _train(run, run_dir, resolved_config, policy, progress)
+        return _train(run, run_dir, resolved_config, policy, progress and world.is_main, world)
     finally:
         policy.close()  # worker processes (math-verify) end with the run, also on an error
 
 
 def _train(
-    run: RunConfig, run_dir: Path, resolved_config: dict[str, Any], policy: Policy, progress: bool
+    run: RunConfig,
+    run_dir: Path,
+    resolved_config: dict[str, Any],
+    policy: Policy,
+    progress: bool,
+    world: World,
 ) -> list[dict[str, Any]]:
     """The loop of the module docstring on a built policy."""
     curriculum = build_curriculum(run, policy.num_prompts)
-    writer = MetricsWriter(run_dir / "metrics.jsonl")
-    logger = build_logger(run.logger, run_dir, resolved_config)
+    main = world.is_main
+    writer = MetricsWriter(run_dir / "metrics.jsonl") if main else None
+    logger = build_logger(run.logger, run_dir, resolved_config) if main else None
     records: list[dict[str, Any]] = []
     history = CurriculumHistory(resolved_config, run_dir)  # the figures draw from memory, not the file
 
     def emit(record: dict[str, Any]) -> None:
+        if writer is None or logger is None:
+            return
         writer.write(record)
         logger.log(record)
         records.append(record)
         history.append(record)
 
-    checkpoint = resolve_resume(run.resume, run_dir)
+    checkpoint = world.broadcast(resolve_resume(run.resume, run_dir) if main else None)
     start = 0
     if checkpoint is not None:
-        start = load_checkpoint(checkpoint, curriculum, policy)
-        history.extend(writer.truncate_after(start))
+        start = load_checkpoint(checkpoint, curriculum, policy, world)
+        if writer is not None:
+            history.extend(writer.truncate_after(start))
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
-        writer.truncate_after(-1)
+        if writer is not None:
+            writer.truncate_after(-1)
         with isolated_rng(run.seed, 0, "eval"):
             emit({"step": 0, **policy.evaluate()})
 
@@ -89,7 +111,7 @@ def _train(
             with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
                 record.update(policy.evaluate())
         emit(record)
-        if step % trainer.plot_every == 0 or step == trainer.steps:
+        if logger is not None and (step % trainer.plot_every == 0 or step == trainer.steps):
             run_so_far = history.run()
             logger.log_figures(
                 step, {f"curriculum/{key}": heatmap_figure(run_so_far, key) for key in HEATMAPS}
@@ -98,7 +120,20 @@ def _train(
             reward=f"{record['reward/mean']:+.3f}", pass_rate=f"{record['pass/rollout_rate']:.3f}"
         )
         if step % trainer.save_every == 0 or step == trainer.steps:
-            save_checkpoint(run_dir, step, curriculum, policy, keep=trainer.keep_checkpoints)
-    logger.finish()
-    log.info("summary of %s\n%s", run_dir, summary_table(history.run()))
+            _check_ranks_agree(world, curriculum, step)
+            save_checkpoint(run_dir, step, curriculum, policy, keep=trainer.keep_checkpoints, world=world)
+    if logger is not None:
+        logger.finish()
+        log.info("summary of %s\n%s", run_dir, summary_table(history.run()))
     return records
+
+
+def _check_ranks_agree(world: World, curriculum: Any, step: int) -> None:
+    """Every rank must hold the same controller state (classifier, sampler, allocator); stop if not."""
+    if not world.distributed:
+        return
+    digests = world.gather(curriculum_digest(curriculum))
+    if len(set(digests)) > 1:
+        raise RuntimeError(
+            f"step {step}: the ranks' curriculum states differ ({digests}); the run cannot go on"
+        )

@@ -23,8 +23,10 @@ class SimPolicy:
     (c_i correct), plus N(0, surrogate_noise^2 = 0.02^2) noise from the simulator's own seeded stream
     (saved with its state); a group without disagreement gets exactly 0. It lets the paper presets
     (`prompt_gdro_paper`, `rollout_gdro_paper`) run here on a signal of the real one's size. The
-    simulator has no loss to report (`loss/*` are None). Evaluation is exact in expectation: per latent
-    level, mean@k = mean p(x) and pass@k = mean 1 - (1 - p(x))^k over the level's prompts.
+    simulator has no loss to report (`loss/*` are None). Evaluation is on the simulator's held-out prompts
+    (K per latent level, never trained on) and exact in expectation: per level, mean@k = mean p(x) and
+    pass@k = mean 1 - (1 - p(x))^k over the level's K prompts; pooled, the same over all of them (every
+    level weighs 1/L).
     """
 
     def __init__(self, config: SimulatorConfig, eval_samples: int = 8) -> None:
@@ -45,10 +47,10 @@ class SimPolicy:
         )
 
     def evaluate(self) -> dict[str, float]:
-        """Expected mean@k and pass@k per latent level and pooled over all prompts."""
+        """Expected mean@k and pass@k on the held-out prompts, per latent level and pooled."""
         k = self.eval_samples
-        p = self.simulator.success_probability(np.arange(self.num_prompts))
-        levels = self.simulator.latent_level
+        p = self.simulator.heldout_success_probability()
+        levels = self.simulator.heldout_level
         solved = 1.0 - (1.0 - p) ** k
         metrics = {f"eval/mean@{k}": float(p.mean()), f"eval/pass@{k}": float(solved.mean())}
         for level in np.unique(levels):

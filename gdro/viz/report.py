@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from gdro.viz.figures import (
     eval_by_level_figure,
@@ -39,23 +41,31 @@ COMPARISON_FILE = "eval_pass_by_level_compare.png"
 DPI = 120
 
 
-def write_run_plots(run: CurriculumRun, out_dir: str | Path | None = None) -> list[Path]:
-    """Write every file of `PLOT_FILES` into `out_dir` (default RUN_DIR/plots/); returns the paths."""
+def write_run_plots(
+    run: CurriculumRun,
+    out_dir: str | Path | None = None,
+    names: Sequence[str] = PLOT_FILES,
+    dpi: int = DPI,
+) -> list[Path]:
+    """Write the files `names` (default every one of `PLOT_FILES`) into `out_dir` (default RUN_DIR/plots/)
+    at `dpi`; returns the paths."""
     if out_dir is None:
         if run.run_dir is None:
             raise ValueError("a run without a folder needs an out_dir")
         out_dir = run.run_dir / "plots"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {name: heatmap_figure(run, key) for key, name in HEATMAP_FILES.items()}
-    figures["lead_lag_gap.png"] = lead_lag_figure(run)
-    figures["weight_entropy.png"] = weight_entropy_figure(run)
-    figures["wse.png"] = wse_figure(run)
-    figures["snapshots.png"] = snapshots_figure(run)
-    figures["eval_pass_by_level.png"] = eval_by_level_figure(run)
+    draw: dict[str, Callable[[], Figure]] = {
+        name: partial(heatmap_figure, run, key) for key, name in HEATMAP_FILES.items()
+    }
+    draw["lead_lag_gap.png"] = partial(lead_lag_figure, run)
+    draw["weight_entropy.png"] = partial(weight_entropy_figure, run)
+    draw["wse.png"] = partial(wse_figure, run)
+    draw["snapshots.png"] = partial(snapshots_figure, run)
+    draw["eval_pass_by_level.png"] = partial(eval_by_level_figure, run)
     paths = []
-    for name in PLOT_FILES:
-        figures[name].savefig(out_dir / name, dpi=DPI)
+    for name in names:
+        draw[name]().savefig(out_dir / name, dpi=dpi)
         paths.append(out_dir / name)
     return paths
 

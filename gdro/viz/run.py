@@ -26,6 +26,7 @@ import pandas as pd
 from gdro.core.curriculum import BIN_SERIES
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES, wse_reduction
 from gdro.core.difficulty import BIN_EDGE_PRESETS
+from gdro.results.methods import method_key
 
 _EVAL_KEY = re.compile(r"^eval/(pass|mean)@(\d+)(?:/level_(\d+))?$")
 _WANDB_BIN_KEY = re.compile(r"^(bins/\w+)/(\d+)$")
@@ -63,10 +64,7 @@ class CurriculumRun:
 
 def run_label(config: dict[str, Any]) -> str:
     """E.g. "prompt_gdro + rollout_gdro (seed 0)"; a resampling sampler is marked "[resample]"."""
-    sampler = config["sampler"]["name"]
-    if config["sampler"].get("mode") == "resample":
-        sampler += " [resample]"
-    return f"{sampler} + {config['allocator']['name']} (seed {config['seed']})"
+    return f"{method_key(config)} (seed {config['seed']})"
 
 
 def _bin_labels(classifier: dict[str, Any], num_bins: int, num_groups: int) -> list[str]:

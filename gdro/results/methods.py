@@ -1,0 +1,61 @@
+"""The methods compared (issue 13): each a set of Hydra overrides, named by what its runs' configs hold.
+
+A run's method is `method_key(config)`, "sampler[ [resample]] + allocator" from its resolved config, so
+run folders from any sweep (Hydra multirun or `gdro.results.sweep`) group the same way. The paper
+presets (`experiment=paper_*`) also set the classifier; their sampler or allocator name tells them apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Method:
+    """key: `method_key` of its runs; name: as the tables print it; overrides: Hydra overrides that
+    select it on top of the defaults (GRPO: uniform sampler, fixed allocator)."""
+
+    key: str
+    name: str
+    overrides: tuple[str, ...]
+
+    @property
+    def slug(self) -> str:
+        return method_slug(self.key)
+
+
+GRPO = Method("uniform + fixed", "GRPO", ())
+METHODS = (
+    GRPO,
+    Method("prompt_gdro + fixed", "Prompt-GDRO (reweight)", ("sampler=prompt_gdro",)),
+    Method(
+        "prompt_gdro [resample] + fixed",
+        "Prompt-GDRO (resample)",
+        ("sampler=prompt_gdro", "sampler.mode=resample"),
+    ),
+    Method("uniform + rollout_gdro", "Rollout-GDRO", ("allocator=rollout_gdro",)),
+    Method("uniform + sqrt_optimal", "sqrt-optimal", ("allocator=sqrt_optimal",)),
+    Method(
+        "prompt_gdro + rollout_gdro",
+        "Prompt-GDRO + Rollout-GDRO",
+        ("sampler=prompt_gdro", "allocator=rollout_gdro"),
+    ),
+    Method("prompt_gdro_paper + fixed", "Prompt-GDRO (paper preset)", ("experiment=paper_prompt_gdro",)),
+    Method("uniform + rollout_gdro_paper", "Rollout-GDRO (paper preset)", ("experiment=paper_rollout_gdro",)),
+)
+METHOD_NAMES = {method.key: method.name for method in METHODS}
+
+
+def method_key(config: dict[str, Any]) -> str:
+    """E.g. "prompt_gdro [resample] + rollout_gdro", from a resolved run config."""
+    sampler = config["sampler"]["name"]
+    if config["sampler"].get("mode") == "resample":
+        sampler += " [resample]"
+    return f"{sampler} + {config['allocator']['name']}"
+
+
+def method_slug(key: str) -> str:
+    """A file-name-safe form of a method key: "prompt_gdro [resample] + fixed" -> "prompt_gdro_resample-fixed"."""
+    return "-".join(re.sub(r"[^a-z0-9]+", "_", part.lower()).strip("_") for part in key.split(" + "))

@@ -1,0 +1,130 @@
+"""Run folders as results: held-out evaluations per step, cost, and the method and seed they belong to.
+
+A run folder holds `config.json` (the resolved config) and `metrics.jsonl` (`gdro.train.metrics`): eval
+steps carry `eval/<metric>` pooled and `eval/<metric>/level_<l>` per level, metric "pass@k" or "mean@k".
+Only `eval/` is read (not `eval_rollout/`). A run counts when its last record is step `trainer.steps`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gdro.results.methods import METHODS, method_key
+from gdro.train.metrics import read_metrics
+
+_EVAL_KEY = re.compile(r"^eval/((?:pass|mean)@\d+)(?:/level_(\d+))?$")
+# Config keys that may differ between the seeds of one method.
+PER_RUN_KEYS = ("seed", "resume")
+
+
+@dataclass
+class RunResult:
+    """One finished run.
+
+    evals: metric ("pass@8") -> DataFrame indexed by eval step, columns "pooled" then the levels (int);
+    rollouts: sum over steps of rollouts/total; tokens: sum of tokens/generated; step_seconds: sum of
+    time/step_seconds (the training steps' wall time, evaluation and checkpoints excluded).
+    """
+
+    run_dir: Path
+    config: dict[str, Any]
+    method: str
+    seed: int
+    steps: int
+    evals: dict[str, pd.DataFrame]
+    rollouts: int
+    tokens: int
+    step_seconds: float
+
+
+def _eval_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    rows: dict[str, dict[int, dict[Any, float]]] = {}
+    for record in records:
+        for key, value in record.items():
+            match = _EVAL_KEY.match(key)
+            if match is None or value is None:
+                continue
+            column = "pooled" if match.group(2) is None else int(match.group(2))
+            rows.setdefault(match.group(1), {}).setdefault(record["step"], {})[column] = float(value)
+    tables = {}
+    for metric, by_step in rows.items():
+        frame = pd.DataFrame.from_dict(by_step, orient="index").sort_index()
+        levels = sorted(c for c in frame.columns if c != "pooled")
+        tables[metric] = frame.reindex(columns=["pooled", *levels])
+    return tables
+
+
+def load_result(run_dir: str | Path) -> RunResult:
+    """Read a finished run folder; a run whose metrics stop before `trainer.steps` is refused."""
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    records = read_metrics(run_dir / "metrics.jsonl")
+    steps = int(config["trainer"]["steps"])
+    if not records or records[-1]["step"] != steps:
+        last = records[-1]["step"] if records else None
+        raise ValueError(f"{run_dir} is unfinished: its last step is {last}, trainer.steps = {steps}")
+    trained = [r for r in records if r["step"] >= 1]
+    return RunResult(
+        run_dir=run_dir,
+        config=config,
+        method=method_key(config),
+        seed=int(config["seed"]),
+        steps=steps,
+        evals=_eval_tables(records),
+        rollouts=sum(int(r["rollouts/total"]) for r in trained),
+        tokens=sum(int(r["tokens/generated"]) for r in trained),
+        step_seconds=sum(float(r.get("time/step_seconds", 0.0)) for r in trained),
+    )
+
+
+def find_run_dirs(root: str | Path) -> list[Path]:
+    """Every folder under `root` (itself included) holding both metrics.jsonl and config.json, sorted."""
+    root = Path(root)
+    return sorted(
+        path.parent for path in root.rglob("metrics.jsonl") if (path.parent / "config.json").exists()
+    )
+
+
+def _shared_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in PER_RUN_KEYS}
+
+
+def _differing_keys(first: Any, other: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested config dicts differ."""
+    if isinstance(first, dict) and isinstance(other, dict):
+        keys = sorted(first.keys() | other.keys())
+        return [d for key in keys for d in _differing_keys(first.get(key), other.get(key), f"{prefix}{key}.")]
+    return [] if first == other else [prefix.rstrip(".")]
+
+
+def group_by_method(results: Iterable[RunResult]) -> dict[str, list[RunResult]]:
+    """Runs per method key, in the order of `METHODS` (then other keys sorted), each sorted by seed.
+
+    The runs of one method must share their whole config but the seed (and `resume`), and no seed may
+    repeat: otherwise a ValueError names the keys or the seed.
+    """
+    groups: dict[str, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.method, []).append(result)
+    for key, runs in groups.items():
+        runs.sort(key=lambda r: r.seed)
+        reference = _shared_config(runs[0].config)
+        for run in runs[1:]:
+            differing = _differing_keys(reference, _shared_config(run.config))
+            if differing:
+                raise ValueError(
+                    f"runs of {key!r} differ in more than the seed: {run.run_dir} and {runs[0].run_dir} "
+                    f"in {', '.join(differing)}"
+                )
+        seeds = [run.seed for run in runs]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"runs of {key!r} repeat a seed: {seeds}")
+    known = [method.key for method in METHODS if method.key in groups]
+    return {key: groups[key] for key in [*known, *sorted(groups.keys() - set(known))]}

@@ -1,0 +1,113 @@
+"""A resumable sweep of methods x seeds on the learning simulator, run in this process (or a few).
+
+Each run is `gdro.train.loop.train` on the composed config of `policy=sim` plus the method's overrides
+(`gdro.results.methods`) and the seed, into RUNS/<method slug>/seed_<s>/, exactly what
+`python train.py policy=sim ...` would write there. A run folder whose metrics.jsonl ends at the
+configured last step is skipped; an unfinished one (killed mid-run) starts over, as a run takes seconds; a
+folder written with another config is refused, so a sweep of another size needs another RUNS folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gdro.config import parse_run_config, register_configs
+from gdro.results.methods import Method
+from gdro.train.loop import train
+from gdro.train.metrics import read_metrics
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def sim_overrides(steps: int, evals: int = 10) -> list[str]:
+    """The settings every simulator run of a sweep shares: `steps` steps, `evals` evaluations after step 0,
+    one checkpoint (at the end) and one set of heatmaps (drawn at the end either way), no W&B."""
+    return [
+        "policy=sim",
+        "logger=none",
+        f"trainer.steps={steps}",
+        f"trainer.eval_every={max(1, steps // evals)}",
+        f"trainer.save_every={steps}",
+        f"trainer.plot_every={steps}",
+        "trainer.keep_checkpoints=1",
+    ]
+
+
+def compose_run_config(overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved config `train.py OVERRIDES` would run (without the hydra node)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        config = compose(config_name="config", overrides=list(overrides))
+    return OmegaConf.to_container(config, resolve=True)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One (method, seed) of the sweep, its folder and its resolved config."""
+
+    method: Method
+    seed: int
+    run_dir: Path
+    config: dict[str, Any]
+
+
+def plan_sweep(
+    runs_dir: Path, methods: Sequence[Method], seeds: int, common: Sequence[str]
+) -> list[SweepRun]:
+    """Seeds 0..seeds-1 of every method, with `common` overrides first and the method's after.
+
+    Hydra composes each method once (about a second each); a seed's config is that one with its
+    top-level `seed` set, which no other key of conf/ interpolates (a test checks the two agree).
+    """
+    runs = []
+    for method in methods:
+        config = compose_run_config([*common, *method.overrides])
+        for seed in range(seeds):
+            run_dir = runs_dir / method.slug / f"seed_{seed}"
+            runs.append(SweepRun(method, seed, run_dir, {**config, "seed": seed}))
+    return runs
+
+
+def is_finished(run: SweepRun) -> bool:
+    """True when the folder's metrics.jsonl ends at trainer.steps; a ValueError when the folder was
+    written with another config (`resume`, how a run was started, may differ)."""
+    config_path, metrics_path = run.run_dir / "config.json", run.run_dir / "metrics.jsonl"
+    if not config_path.exists():
+        return False
+    written = json.loads(config_path.read_text())
+    if any(written.get(key) != value for key, value in run.config.items() if key != "resume"):
+        raise ValueError(f"{run.run_dir} holds a run of another config; sweep into another folder")
+    records = read_metrics(metrics_path) if metrics_path.exists() else []
+    return bool(records) and records[-1]["step"] == run.config["trainer"]["steps"]
+
+
+def _execute(run: SweepRun) -> float:
+    """Train one run into its folder; returns its wall seconds."""
+    began = time.perf_counter()
+    train(parse_run_config(run.config), run.run_dir, run.config, progress=False)
+    return time.perf_counter() - began
+
+
+def run_sweep(runs: Sequence[SweepRun], jobs: int = 1) -> list[SweepRun]:
+    """Train every unfinished run, `jobs` at a time in worker processes (1: in this process); prints a
+    line per run; returns the runs trained."""
+    pending = [run for run in runs if not is_finished(run)]
+    print(
+        f"{len(runs) - len(pending)} of {len(runs)} runs already finished; training {len(pending)}",
+        flush=True,
+    )
+    with ProcessPoolExecutor(jobs) if jobs > 1 else nullcontext() as pool:
+        walls = pool.map(_execute, pending) if pool is not None else map(_execute, pending)
+        for run, wall in zip(pending, walls, strict=True):
+            print(f"  {run.method.name}, seed {run.seed}: {wall:.1f} s -> {run.run_dir}", flush=True)
+    return list(pending)

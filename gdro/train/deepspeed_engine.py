@@ -1,0 +1,90 @@
+"""The actor under DeepSpeed ZeRO: the engine's numeric config, the engine, and full weights gathered.
+
+`engine_config` writes every value DeepSpeed reads (no "auto": only HF Trainer and Accelerate resolve
+it): one sample per micro-batch and no accumulation in DeepSpeed's own counter (the actor sets the
+accumulation boundary itself, see `gdro.train.backends`), torch's AdamW with the trainer's rate and
+weight decay, `gradient_clipping` = trainer.grad_clip, and the ZeRO stage of `conf/deepspeed/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from gdro.config.deepspeed import DeepSpeedConfig
+from gdro.config.trainer import TrainerConfig
+
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.AdamW's defaults, as the single-process trainer uses
+ADAM_EPS = 1e-8
+
+
+def engine_config(ds: DeepSpeedConfig, trainer: TrainerConfig, on_gpu: bool) -> dict[str, Any]:
+    """The `deepspeed.initialize` config for these settings (bf16 under `auto` only on a GPU)."""
+    bf16 = ds.precision == "bf16" or (ds.precision == "auto" and on_gpu)
+    zero: dict[str, Any] = {
+        "stage": ds.stage,
+        "contiguous_gradients": True,
+        "overlap_comm": ds.overlap_comm,
+        "reduce_bucket_size": ds.reduce_bucket_size,
+    }
+    if ds.stage == 3:
+        zero["stage3_param_persistence_threshold"] = ds.param_persistence_threshold
+    return {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": trainer.grad_clip,
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": trainer.lr,
+                "betas": list(ADAM_BETAS),
+                "eps": ADAM_EPS,
+                "weight_decay": trainer.weight_decay,
+                "torch_adam": True,
+            },
+        },
+        "bf16": {"enabled": bf16},
+        "zero_optimization": zero,
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+
+
+def deepspeed_module() -> Any:
+    """`import deepspeed`, or an error that says how to install it."""
+    try:
+        import deepspeed
+    except ImportError as error:
+        raise ImportError(
+            "trainer.backend=deepspeed needs DeepSpeed: `DS_BUILD_OPS=0 pip install deepspeed==0.19.8` "
+            "(in requirements.txt; `make venv` installs it)"
+        ) from error
+    return deepspeed
+
+
+def initialize(model: torch.nn.Module, config: dict[str, Any]) -> Any:
+    """The DeepSpeed engine around `model` (its optimizer built from `config`)."""
+    deepspeed = deepspeed_module()
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+    return engine
+
+
+def set_learning_rate(engine: Any, lr: float) -> None:
+    """The rate of the engine's next steps (the trainer's schedule, applied once per RL step)."""
+    for group in engine.optimizer.param_groups:
+        group["lr"] = lr
+
+
+def gathered_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, full tensor) of every parameter, one at a time; under ZeRO-3 each is gathered from its
+    shards (every rank must iterate, in the same order: the gather is a collective) and copied out."""
+    deepspeed = deepspeed_module()
+    for name, parameter in model.named_parameters():
+        if hasattr(parameter, "ds_id"):
+            with deepspeed.zero.GatheredParameters([parameter]):
+                full = parameter.detach().clone()
+        else:
+            full = parameter.detach().clone()
+        yield name, full  # outside the gather: the caller may gather or communicate itself

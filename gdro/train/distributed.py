@@ -1,0 +1,124 @@
+"""Process-group setup from the launcher's environment, and the few collectives the trainer needs.
+
+`torchrun` (or `srun` through the SLURM launcher) starts one process per GPU and sets RANK,
+LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; `World.from_env` reads them and, when
+WORLD_SIZE > 1, initialises torch.distributed: NCCL on CUDA, gloo on CPU. A single process (no
+variables) is a world of one whose collectives return their input, so the trainer has one code path.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+# Ranks wait in collectives while others generate or evaluate: far longer than torch's 10 minutes.
+DEFAULT_TIMEOUT_MIN = 120
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among `size` ranks (`local_rank` on its node)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that writes metrics, W&B, plots and checkpoint metadata."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """More than one rank (torch.distributed is initialised)."""
+        return self.size > 1
+
+    @classmethod
+    def from_env(cls, backend: str | None = None, timeout_min: int = DEFAULT_TIMEOUT_MIN) -> World:
+        """The world the launcher describes; initialises the process group (once) when WORLD_SIZE > 1."""
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        world = cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), size)
+        if size > 1 and not dist.is_initialized():
+            if torch.cuda.is_available():
+                torch.cuda.set_device(world.local_rank)
+            dist.init_process_group(
+                backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"),
+                timeout=datetime.timedelta(minutes=timeout_min),
+            )
+        return world
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over ranks (float64)."""
+        if not self.distributed:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor.tolist()
+
+    def sum_arrays(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Each array summed element-wise over ranks (float64; same shapes on every rank)."""
+        if not self.distributed:
+            return [np.asarray(array, dtype=np.float64) for array in arrays]
+        flat = np.concatenate([np.asarray(array, dtype=np.float64).ravel() for array in arrays])
+        total = np.asarray(self.sum(flat.tolist()))
+        bounds = np.cumsum([0, *(np.size(array) for array in arrays)])
+        return [
+            total[a:b].reshape(np.shape(array))
+            for a, b, array in zip(bounds, bounds[1:], arrays, strict=False)
+        ]
+
+    def mean_metrics(self, metrics: dict[str, float | None]) -> dict[str, float | None]:
+        """Each scalar averaged over ranks (None where any rank has None); the same dict in one process."""
+        if not self.distributed:
+            return metrics
+        gathered = self.gather(metrics)
+        return {
+            key: None
+            if any(m.get(key) is None for m in gathered)
+            else float(np.mean([m[key] for m in gathered]))
+            for key in metrics
+        }
+
+    def max(self, value: int) -> int:
+        """The largest `value` of any rank."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.int64, device=_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's picklable `value`, in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        values: list[Any] = [None] * self.size
+        dist.all_gather_object(values, value)
+        return values
+
+    def broadcast(self, value: Any, source: int = 0) -> Any:
+        """Rank `source`'s picklable `value`, on every rank."""
+        if not self.distributed:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=source)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.distributed:
+            dist.barrier()
+
+
+def _device() -> torch.device:
+    """Where collectives' tensors live: NCCL needs them on this rank's GPU."""
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )

@@ -1,0 +1,102 @@
+"""`torchrun --nproc_per_node=2 train.py trainer.backend=deepspeed` on the embedded task (CPU, gloo).
+
+Two ranks split each step's prompt groups; every rank must hold the same controller state at each
+checkpoint (the loop stops otherwise, so a divergence fails the run), rank 0 alone writes the run
+folder, and resuming from a 2-rank checkpoint (DeepSpeed shards + every rank's RNG) gives the metrics
+of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conf_helpers import CONF_DIR
+
+from gdro.train.checkpoint import load_checkpoint
+from gdro.train.metrics import read_metrics
+
+SETTINGS = [
+    "logger=none",
+    "dataset.num_train=256",
+    "dataset.num_eval_per_level=2",
+    "model.warm_start.steps=40",
+    "model.warm_start.batch_size=32",
+    "trainer.prompts_per_step=8",
+    "trainer.max_new_tokens=48",
+    "trainer.eval_samples=2",
+    "trainer.backend=deepspeed",
+    "trainer.save_every=2",
+    "trainer.eval_every=2",
+    "trainer.steps=4",
+    "allocator=rollout_gdro",  # unequal n_i: the ranks' shares of rollouts differ
+]
+
+
+def torchrun_train(run_dir: Path, cache: Path, extra: list[str]) -> list[dict]:
+    """`torchrun --standalone --nproc_per_node=2 train.py ...`; the run's metrics.jsonl records."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+    ]
+    result = subprocess.run(
+        [*command, *SETTINGS, f"cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra],
+        cwd=CONF_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    folder = tmp_path_factory.mktemp("two-ranks")
+    run_dir = folder / "straight"
+    return run_dir, torchrun_train(run_dir, folder / "cache", [])
+
+
+def test_two_ranks_train_the_whole_batch_and_rank_0_writes(straight: tuple[Path, list[dict]]) -> None:
+    run_dir, records = straight
+    assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
+    for record in records[1:]:
+        assert record["rollouts/total"] == 4 * 8  # nbar x M: both ranks' groups are in the outcome
+        assert math.isfinite(record["loss/total"]) and record["tokens/generated"] > 0
+    assert "eval/pass@2" in records[2] and "eval/pass@2" in records[4]
+    checkpoint = run_dir / "checkpoints" / "step_000004"
+    shards = sorted(p.name for p in (checkpoint / "deepspeed").iterdir())
+    assert shards == [
+        "mp_rank_00_model_states.pt",
+        "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "zero_pp_rank_1_mp_rank_00_optim_states.pt",
+    ]
+
+
+def test_resuming_a_two_rank_checkpoint_gives_the_uninterrupted_metrics(
+    straight: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    run_dir, records = straight
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copy(run_dir / "metrics.jsonl", resumed_dir / "metrics.jsonl")
+    checkpoint = run_dir / "checkpoints" / "step_000002"
+    resumed = torchrun_train(resumed_dir, run_dir.parent / "cache", [f"resume={checkpoint}"])
+    assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4]
+    for expected, got in zip(records[3:], resumed[3:], strict=True):
+        keys = [k for k in expected if not k.startswith("time/")]
+        assert {k: got[k] for k in keys} == {k: expected[k] for k in keys}
+
+
+def test_a_two_rank_checkpoint_is_refused_by_one_process(straight: tuple[Path, list[dict]]) -> None:
+    run_dir, _ = straight
+    with pytest.raises(ValueError, match="saved by 2 rank"):
+        load_checkpoint(run_dir / "checkpoints" / "step_000002", curriculum=None, policy=None)  # type: ignore[arg-type]

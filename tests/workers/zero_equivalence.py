@@ -1,0 +1,165 @@
+"""Run under `torchrun --nproc_per_node=2`: the DeepSpeed actor on two ranks with uneven rows against a
+single-process actor on the union of the rows. Rank 0 writes a JSON report to argv[2].
+
+    python -m torch.distributed.run --standalone --nproc_per_node=2 zero_equivalence.py STAGE OUT.json CKPT_DIR
+
+For every loss_agg mode: 3 PPO updates (rank 0 holds rows 0-2, rank 1 rows 3-9, cut into micro-batches
+of different counts per rank), then the pre-clip gradient norms of each update and the gathered
+parameters are compared with the reference; under ZeRO-3 the local shards' sizes show partitioning.
+Then a resume: 2 updates, save_checkpoint, a fresh engine, load_checkpoint, 1 update, against 3 straight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from gdro.config.deepspeed import DeepSpeedConfig
+from gdro.config.trainer import TrainerConfig
+from gdro.core.grpo import LOSS_AGGREGATIONS
+from gdro.models.tiny import build_tiny_qwen3
+from gdro.train.actor import Actor, ActorConfig
+from gdro.train.backends import DeepSpeedBackend
+from gdro.train.deepspeed_engine import engine_config, gathered_parameters, initialize
+from gdro.train.distributed import World
+
+VOCAB = 61
+SHAPE = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 64,
+}
+PROMPT_LENGTHS = [3, 7, 1, 5, 9, 2, 4, 6, 3, 8]
+COMPLETION_LENGTHS = [10, 0, 4, 25, 1, 7, 13, 2, 9, 5]
+SHARDS = (range(0, 3), range(3, 10))  # deliberately uneven: 3 rows against 7
+STEPS = 3
+SETTINGS = TrainerConfig(lr=0.01, grad_clip=1.0, kl_coef=0.0, max_new_tokens=32, temperature=0.8)
+
+
+def rows(lengths: list[int], seed: int) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(1, VOCAB, (n,), generator=generator).tolist() for n in lengths]
+
+
+PROMPTS, COMPLETIONS = rows(PROMPT_LENGTHS, 1), rows(COMPLETION_LENGTHS, 2)
+
+
+def actor_config(loss_agg: str, budget: int) -> ActorConfig:
+    config = ActorConfig.from_trainer(SETTINGS, max_tokens_per_microbatch=budget, logprob_chunk_tokens=8)
+    config.loss_agg = loss_agg
+    return config
+
+
+def ppo_inputs() -> dict[str, torch.Tensor]:
+    """Advantages and old log-probs (the initial model's, perturbed so that clipping acts)."""
+    generator = torch.Generator().manual_seed(3)
+    model = build_tiny_qwen3(VOCAB, **SHAPE, seed=0)
+    old, _ = Actor(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), actor_config("token-mean", 64)
+    ).logprobs(PROMPTS, COMPLETIONS)
+    return {
+        "advantages": torch.randn(len(PROMPTS), generator=generator),
+        "old_logprobs": old + 0.3 * torch.randn(old.shape, generator=generator),
+    }
+
+
+def run_reference(
+    loss_agg: str, inputs: dict[str, torch.Tensor]
+) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """One process, all ten rows, torch AdamW: the pre-clip norms and final parameters."""
+    model = build_tiny_qwen3(VOCAB, **SHAPE, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=SETTINGS.lr, weight_decay=SETTINGS.weight_decay)
+    actor = Actor(model, optimizer, actor_config(loss_agg, 48))
+    norms = [actor.update(PROMPTS, COMPLETIONS, **inputs).grad_norm for _ in range(STEPS)]
+    return norms, {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def deepspeed_actor(
+    stage: int, loss_agg: str, world: World, ranks: int | None = None
+) -> tuple[Actor, object]:
+    """`ranks`: what the backend tells the actor to scale losses by (default: the world's size)."""
+    ds = DeepSpeedConfig(name=f"zero{stage}", stage=stage, param_persistence_threshold=0)
+    engine = initialize(build_tiny_qwen3(VOCAB, **SHAPE, seed=0), engine_config(ds, SETTINGS, on_gpu=False))
+    budget = 24 if world.rank == 0 else 40  # different micro-batch counts per rank
+    backend = DeepSpeedBackend(engine, world.size if ranks is None else ranks)
+    actor = Actor(engine.module, None, actor_config(loss_agg, budget), backend, world)
+    return actor, engine
+
+
+def local_update(actor: Actor, inputs: dict[str, torch.Tensor], world: World) -> float:
+    mine = SHARDS[world.rank]
+    part = slice(mine.start, mine.stop)
+    return actor.update(
+        PROMPTS[part],
+        COMPLETIONS[part],
+        advantages=inputs["advantages"][part],
+        old_logprobs=inputs["old_logprobs"][part],
+    ).grad_norm
+
+
+def max_difference(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> float:
+    assert left.keys() == right.keys(), (sorted(left), sorted(right))
+    return max(float((left[name] - right[name]).detach().abs().max()) for name in left)
+
+
+def digest(parameters: dict[str, torch.Tensor]) -> str:
+    hasher = hashlib.sha256()
+    for name in sorted(parameters):
+        hasher.update(name.encode() + parameters[name].numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def main(stage: int, out: Path, checkpoints: Path) -> None:
+    world = World.from_env()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    inputs = ppo_inputs()
+    report: dict[str, object] = {"stage": stage, "world": world.size, "modes": {}}
+    for loss_agg in LOSS_AGGREGATIONS:
+        reference_norms, reference = run_reference(loss_agg, inputs)
+        actor, engine = deepspeed_actor(stage, loss_agg, world)
+        local = sum(p.numel() for p in engine.module.parameters())
+        norms = [local_update(actor, inputs, world) for _ in range(STEPS)]
+        full = dict(gathered_parameters(engine.module))
+        report["modes"][loss_agg] = {
+            "norms": norms,
+            "reference_norms": reference_norms,
+            "max_parameter_difference": max_difference(full, reference),
+            "moved": max_difference(full, dict(build_tiny_qwen3(VOCAB, **SHAPE, seed=0).named_parameters())),
+            "local_elements": local,
+            "full_elements": sum(t.numel() for t in full.values()),
+            "digests": world.gather(digest(full)),
+        }
+    # control: a loss not multiplied by the rank count (a 2x normalisation error) shows in the norms
+    actor, engine = deepspeed_actor(stage, "token-mean", world, ranks=1)
+    report["unscaled_norms"] = [local_update(actor, inputs, world) for _ in range(STEPS)]
+    # resume: 2 updates, save, a fresh engine, load, 1 update == 3 straight (token-mean)
+    actor, engine = deepspeed_actor(stage, "token-mean", world)
+    straight = [local_update(actor, inputs, world) for _ in range(STEPS)]
+    straight_parameters = dict(gathered_parameters(engine.module))
+    actor, engine = deepspeed_actor(stage, "token-mean", world)
+    resumed = [local_update(actor, inputs, world) for _ in range(STEPS - 1)]
+    engine.save_checkpoint(str(checkpoints), tag="step_2")
+    actor, engine = deepspeed_actor(stage, "token-mean", world)
+    engine.load_checkpoint(str(checkpoints), tag="step_2")
+    resumed.append(local_update(actor, inputs, world))
+    report["resume"] = {
+        "straight_norms": straight,
+        "resumed_norms": resumed,
+        "max_parameter_difference": max_difference(
+            dict(gathered_parameters(engine.module)), straight_parameters
+        ),
+    }
+    if world.is_main:
+        out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
