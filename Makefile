@@ -40,14 +40,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The vLLM environment builds (about 3.5 min from nothing) while the main tests run; its log goes to
-# .cache/venv-vllm-install.log and is printed if the build fails.
+# Beside the main tests run the vLLM environment's build (about 3.5 min from nothing) and the SLURM tests
+# (about 2.5 min, mostly waiting on SLURM's timers); their output goes to .cache/ and is printed after.
 test: lint
 	mkdir -p .cache
 	$(MAKE) --no-print-directory venv-vllm > .cache/venv-vllm-install.log 2>&1 & build=$$!; \
-	$(PY) -m pytest -m "not vllm"; tests=$$?; \
+	$(PY) -m pytest -m slurm -p no:cacheprovider > .cache/slurm-tests.log 2>&1 & slurm=$$!; \
+	$(PY) -m pytest -m "not vllm and not slurm"; tests=$$?; \
+	wait $$slurm; slurm_tests=$$?; echo "--- SLURM tests:"; cat .cache/slurm-tests.log; \
 	if ! wait $$build; then cat .cache/venv-vllm-install.log; exit 1; fi; \
-	exit $$tests
+	[ $$tests -eq 0 ] && [ $$slurm_tests -eq 0 ]
 	$(VLLM_ENV) $(VLLM_PY) -m pytest -m vllm
 
 # The main job: GRPO on the embedded tiny Qwen3 + synthetic task (CPU). Pass options with ARGS, e.g.

@@ -65,6 +65,9 @@ class SimPolicyConfig:
     level_jitter: float = 0.5
     spread: float = 1.0
     eval_prompts_per_level: int = 64  # held-out prompts per latent level, scored by the skill model
+    # Wall-clock seconds each step takes (sleep): rehearses a cluster job's timing (preemption, time
+    # limits, status lines) with a step as slow as a model's; it changes no metric.
+    step_seconds: float = 0.0
 
     def validate(self) -> None:
         """Sizes."""
@@ -72,6 +75,8 @@ class SimPolicyConfig:
             raise ConfigError(
                 "policy.num_prompts, policy.num_levels and policy.eval_prompts_per_level must be >= 1"
             )
+        if self.step_seconds < 0:
+            raise ConfigError(f"policy.step_seconds={self.step_seconds} must be >= 0")
 
 
 @dataclass

@@ -63,7 +63,7 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
             run.seed,
             eval_prompts_per_level=p.eval_prompts_per_level,
         )
-        return SimPolicy(config, eval_samples=run.trainer.eval_samples)
+        return SimPolicy(config, eval_samples=run.trainer.eval_samples, step_seconds=p.step_seconds)
     # transformers, datasets and the model code load only for a model-backed policy
     from gdro.train.hf_policy import HFPolicy
     from gdro.train.task import build_task

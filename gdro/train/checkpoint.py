@@ -41,6 +41,7 @@ from gdro.train.distributed import World
 from gdro.train.policy import Policy
 
 LATEST = "latest"
+AUTO = "auto"  # resume=auto (or resume=latest): this run folder's latest checkpoint, if any
 CHECKPOINT_NAME = re.compile(r"step_(\d+)(?:\.(\d+))?")  # step_000010, or step_000010.1 once re-saved
 TEMPORARY_SUFFIX = ".tmp"  # with a leading "." : a save, a pointer or a deletion in progress
 
@@ -86,13 +87,15 @@ def save_checkpoint(
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
-    """The checkpoint folder `resume` names: a checkpoint, a run folder (its latest) or `latest` (this run's).
+    """The checkpoint folder `resume` names: a checkpoint, a run folder (its latest), or `auto` (also
+    spelled `latest`): this run folder's latest checkpoint.
 
-    `latest` with no checkpoint yet returns None (start fresh), so a preempted job can always pass it.
+    `auto` with no checkpoint yet returns None (start fresh): it is the default, so a job that SLURM
+    requeues into the same run folder (preemption, time limit) continues where it stopped.
     """
     if resume is None:
         return None
-    if resume == LATEST:
+    if resume in (AUTO, LATEST):
         return _follow_latest(run_dir / "checkpoints")
     path = Path(resume)
     if (path / "state.json").exists():

@@ -1,9 +1,12 @@
 """Process-group setup from the launcher's environment, and the few collectives the trainer needs.
 
-`torchrun` (or `srun` through the SLURM launcher) starts one process per GPU and sets RANK,
-LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; `World.from_env` reads them and, when
-WORLD_SIZE > 1, initialises torch.distributed: NCCL on CUDA, gloo on CPU. A single process (no
-variables) is a world of one whose collectives return their input, so the trainer has one code path.
+`torchrun` starts one process per GPU and sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and
+MASTER_PORT. Under Hydra's submitit launchers (`hydra/launcher=slurm|local`) each of a job's tasks
+(`tasks_per_node` per node) runs the Hydra job, and `export_submitit_ranks` derives the same variables
+from the job's environment (SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS, the first node of the job as
+master). `World.from_env` reads them and, when WORLD_SIZE > 1, initialises torch.distributed: NCCL on
+CUDA, gloo on CPU. A single process (no variables) is a world of one whose collectives return their
+input, so the trainer has one code path.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class World:
     @classmethod
     def from_env(cls, backend: str | None = None, timeout_min: int = DEFAULT_TIMEOUT_MIN) -> World:
         """The world the launcher describes; initialises the process group (once) when WORLD_SIZE > 1."""
+        export_submitit_ranks()
         size = int(os.environ.get("WORLD_SIZE", "1"))
         world = cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), size)
         if size > 1 and not dist.is_initialized():
@@ -113,6 +117,21 @@ class World:
         """Wait for every rank."""
         if self.distributed:
             dist.barrier()
+
+
+def export_submitit_ranks() -> bool:
+    """In a submitit task that torchrun did not start: set RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+    MASTER_ADDR and MASTER_PORT (derived from the job id) from the job's environment; returns whether it did.
+
+    Every task keeps every GPU of its node visible (submitit's default would hide all but one): the
+    trainer picks `cuda:LOCAL_RANK`, and vLLM picks its GPU from LOCAL_RANK too.
+    """
+    if "RANK" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return False
+    from submitit.helpers import TorchDistributedEnvironment  # only submitit jobs need it
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return True
 
 
 def _device() -> torch.device:

@@ -5,6 +5,7 @@ eval (step 0) -> for t = 1..T:
     outcome = policy.train_step(plan)    generate, reward, advantages x w_i, PPO updates
     curriculum.observe(plan, outcome)    classifier records; both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
+    on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (preemption.py)
 
 With several ranks (torchrun) every rank runs this same loop: the curriculum decides the same plan on
 every rank (same seed, same gathered outcomes: each policy step returns the WHOLE batch's outcome), the
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from gdro.config import RunConfig
 from gdro.train.build import build_curriculum, build_policy
@@ -30,6 +30,8 @@ from gdro.train.distributed import World
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, step_record
 from gdro.train.policy import Policy
+from gdro.train.preemption import StopSignals
+from gdro.train.progress import Progress
 from gdro.train.rng import isolated_rng
 from gdro.viz import CurriculumHistory, heatmap_figure, summary_table
 
@@ -54,7 +56,8 @@ def train(
     torch.manual_seed(run.seed + world.rank)  # each rank samples its own rollouts
     policy = build_policy(run, world)
     try:
-        return _train(run, run_dir, resolved_config, policy, progress and world.is_main, world)
+        with StopSignals() as signals:  # SIGUSR2 / SIGTERM: checkpoint at the next step boundary
+            return _train(run, run_dir, resolved_config, policy, progress and world.is_main, world, signals)
     finally:
         policy.close()  # worker processes (math-verify) end with the run, also on an error
 
@@ -66,6 +69,7 @@ def _train(
     policy: Policy,
     progress: bool,
     world: World,
+    signals: StopSignals,
 ) -> list[dict[str, Any]]:
     """The loop of the module docstring on a built policy."""
     curriculum = build_curriculum(run, policy.num_prompts)
@@ -97,8 +101,8 @@ def _train(
             emit({"step": 0, **policy.evaluate()})
 
     trainer = run.trainer
-    bar = tqdm(range(start + 1, trainer.steps + 1), initial=start, total=trainer.steps, disable=not progress)
-    for step in bar:
+    progress_display = Progress(start, trainer.steps, enabled=progress)
+    for step in range(start + 1, trainer.steps + 1):
         began = time.perf_counter()
         plan = curriculum.plan(trainer.prompts_per_step)
         outcome = policy.train_step(plan)
@@ -116,12 +120,14 @@ def _train(
             logger.log_figures(
                 step, {f"curriculum/{key}": heatmap_figure(run_so_far, key) for key in HEATMAPS}
             )
-        bar.set_postfix(
-            reward=f"{record['reward/mean']:+.3f}", pass_rate=f"{record['pass/rollout_rate']:.3f}"
-        )
-        if step % trainer.save_every == 0 or step == trainer.steps:
+        progress_display.update(step, record["reward/mean"], record["pass/rollout_rate"])
+        stop = world.max(int(signals.requested())) > 0  # preempted: every rank stops at this step
+        if stop or step % trainer.save_every == 0 or step == trainer.steps:
             _check_ranks_agree(world, curriculum, step)
             save_checkpoint(run_dir, step, curriculum, policy, keep=trainer.keep_checkpoints, world=world)
+        if stop:
+            signals.hand_on(step)  # exit, or submitit's requeue (the rerun resumes from this checkpoint)
+    progress_display.close()
     if logger is not None:
         logger.finish()
         log.info("summary of %s\n%s", run_dir, summary_table(history.run()))

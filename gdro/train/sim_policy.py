@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,21 @@ class SimPolicy:
     level weighs 1/L).
     """
 
-    def __init__(self, config: SimulatorConfig, eval_samples: int = 8) -> None:
+    def __init__(self, config: SimulatorConfig, eval_samples: int = 8, step_seconds: float = 0.0) -> None:
         self.simulator = LearningSimulator(config)
         self.num_prompts = self.simulator.num_prompts
         self.eval_samples = eval_samples
+        self.step_seconds = (
+            step_seconds  # wall time a step takes (a sleep), to rehearse a cluster job's timing
+        )
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """Roll out n_i per prompt, learn from the advantage-weighted signal, report the surrogate proxy."""
         correct, surrogate = self.simulator.step(
             plan.prompt_ids, plan.rollouts_per_prompt, plan.advantage_weights
         )
+        if self.step_seconds > 0:
+            time.sleep(self.step_seconds)
         return StepOutcome(
             correct_per_prompt=correct,
             surrogate_loss=surrogate,
