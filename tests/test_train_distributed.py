@@ -16,19 +16,13 @@ from pathlib import Path
 
 import pytest
 from conf_helpers import CONF_DIR
+from test_train_hf import QUICK
 
 from gdro.train.checkpoint import load_checkpoint
 from gdro.train.metrics import read_metrics
 
 SETTINGS = [
-    "logger=none",
-    "dataset.num_train=256",
-    "dataset.num_eval_per_level=2",
-    "model.warm_start.steps=40",
-    "model.warm_start.batch_size=32",
-    "trainer.prompts_per_step=8",
-    "trainer.max_new_tokens=48",
-    "trainer.eval_samples=2",
+    *QUICK,  # the small embedded run of test_train_hf
     "trainer.backend=deepspeed",
     "trainer.save_every=2",
     "trainer.eval_every=2",
