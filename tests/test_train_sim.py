@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conf_helpers import compose_config, run_train_py
 
 from gdro.config import parse_run_config
@@ -109,3 +110,14 @@ def test_wandb_offline_logging_writes_a_syncable_run(tmp_path: Path) -> None:
     run_id = (tmp_path / "wandb_run_id").read_text().strip()
     assert offline_runs[0].name.endswith(run_id)
     assert list(offline_runs[0].glob("*.wandb")), "no offline history file to `wandb sync`"
+
+
+def test_resuming_past_the_end_of_metrics_jsonl_is_refused(tmp_path: Path) -> None:
+    """A checkpoint at step 4 with records only to step 1 (lost lines) would leave a gap: stop, naming both."""
+    config = compose_config(["policy=sim", "logger=none", "trainer.steps=4", "trainer.save_every=4"])
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:2]))
+    again = compose_config(["policy=sim", "logger=none", "trainer.steps=6", "resume=auto"])
+    with pytest.raises(RuntimeError, match="ends at step 1 but .* is at step 4"):
+        train(parse_run_config(again), tmp_path, again, progress=False)

@@ -31,9 +31,11 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 def sim_overrides(steps: int, evals: int = 10) -> list[str]:
     """The settings every simulator run of a sweep shares: `steps` steps, `evals` evaluations after step 0,
-    one checkpoint (at the end) and one set of heatmaps (drawn at the end either way), no W&B."""
+    one checkpoint (at the end) and one set of heatmaps (drawn at the end either way), no W&B. A run is
+    (re)trained from scratch (`resume=null`): the sweep retrains only runs without a finished metrics.jsonl."""
     return [
         "policy=sim",
+        "resume=null",
         "logger=none",
         f"trainer.steps={steps}",
         f"trainer.eval_every={max(1, steps // evals)}",

@@ -92,7 +92,13 @@ def _train(
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, curriculum, policy, world)
         if writer is not None:
-            history.extend(writer.truncate_after(start))
+            kept = writer.truncate_after(start)
+            if kept and kept[-1]["step"] < start:
+                raise RuntimeError(
+                    f"{run_dir / 'metrics.jsonl'} ends at step {kept[-1]['step']} but {checkpoint} is at step "
+                    f"{start}: records were lost; resume from an earlier checkpoint, or start over with resume=null"
+                )
+            history.extend(kept)
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
         if writer is not None:
