@@ -78,5 +78,26 @@ bench-engines: $(VLLM_STAMP)
 reproduce-sim: $(STAMP)
 	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2)
 
+# The paper's Table 1 and the ablations as Hydra multiruns, one per (scale, method) (experiments/*.yaml;
+# scripts/paper_grid.py). DRY=1 prints every resolved job with its GPU-hours and launches nothing; cluster
+# settings go in ARGS, e.g. ARGS="hydra.launcher.partition=gpu hydra.launcher.account=ACCOUNT".
+#   make paper-table1 [SCALE=1.7b|4b|8b|all] [SEEDS=3] [LAUNCHER=slurm|local] [DRY=1] [ARGS=...]
+#   make paper-ablations [same] [METHODS="prompt_gdro rollout_gdro"]   (a subset of the plan's methods)
+# Then Table 1 (Markdown and LaTeX) from the finished runs, in run folders or in a W&B project:
+#   make table1 [RUNS="outputs/paper_table1 ..." | WANDB=entity/project] [OUT=experiments/paper]
+.PHONY: paper-table1 paper-ablations table1
+paper_grid = $(PY) scripts/paper_grid.py --plan $(1) --scale $(or $(SCALE),1.7b) --seeds $(or $(SEEDS),3) \
+	--launcher $(or $(LAUNCHER),slurm) $(if $(METHODS),--methods $(METHODS)) $(if $(DRY),--dry) -- $(ARGS)
+
+paper-table1: $(STAMP)
+	$(call paper_grid,experiments/paper_table1.yaml)
+
+paper-ablations: $(STAMP)
+	$(call paper_grid,experiments/paper_ablations.yaml)
+
+table1: $(STAMP)
+	$(PY) scripts/make_tables.py $(if $(WANDB),--wandb $(WANDB),--runs $(or $(RUNS),outputs/paper_table1)) \
+		--out $(or $(OUT),experiments/paper)
+
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache

@@ -1,8 +1,10 @@
 """Run folders as results: held-out evaluations per step, cost, and the method and seed they belong to.
 
 A run folder holds `config.json` (the resolved config) and `metrics.jsonl` (`gdro.train.metrics`): eval
-steps carry `eval/<metric>` pooled and `eval/<metric>/level_<l>` per level, metric "pass@k" or "mean@k".
-Only `eval/` is read (not `eval_rollout/`). A run counts when its last record is step `trainer.steps`.
+steps carry `eval/<metric>` pooled, `eval/<metric>/level_<l>` per level (the embedded task) or
+`eval/<benchmark>/<metric>` per benchmark (`gdro.data.benchmarks`), metric "pass@k" or "mean@k". Only
+`eval/` is read (not `eval_rollout/`). A run counts when its last record is step `trainer.steps`. The same
+records and config from W&B make a `RunResult` through `result_from_records`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from gdro.results.methods import METHODS, method_key
 from gdro.train.metrics import read_metrics
 
-_EVAL_KEY = re.compile(r"^eval/((?:pass|mean)@\d+)(?:/level_(\d+))?$")
+_EVAL_KEY = re.compile(r"^eval/(?:([a-z][a-z0-9_]*)/)?((?:pass|mean)@\d+)(?:/level_(\d+))?$")
 # Config keys that may differ between the seeds of one method.
 PER_RUN_KEYS = ("seed", "resume")
 
@@ -28,12 +30,14 @@ PER_RUN_KEYS = ("seed", "resume")
 class RunResult:
     """One finished run.
 
-    evals: metric ("pass@8") -> DataFrame indexed by eval step, columns "pooled" then the levels (int);
+    run_dir: the run folder, or "wandb:<entity>/<project>/<id>" for a run read from W&B;
+    evals: metric ("pass@8") -> DataFrame indexed by eval step, columns "pooled", then the levels (int),
+    then the benchmarks (str, "aime" among them: the mean of aime24 and aime25);
     rollouts: sum over steps of rollouts/total; tokens: sum of tokens/generated; step_seconds: sum of
     time/step_seconds (the training steps' wall time, evaluation and checkpoints excluded).
     """
 
-    run_dir: Path
+    run_dir: Path | str
     config: dict[str, Any]
     method: str
     seed: int
@@ -51,13 +55,15 @@ def _eval_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
             match = _EVAL_KEY.match(key)
             if match is None or value is None:
                 continue
-            column = "pooled" if match.group(2) is None else int(match.group(2))
-            rows.setdefault(match.group(1), {}).setdefault(record["step"], {})[column] = float(value)
+            benchmark, metric, level = match.groups()
+            column = benchmark if benchmark is not None else "pooled" if level is None else int(level)
+            rows.setdefault(metric, {}).setdefault(record["step"], {})[column] = float(value)
     tables = {}
     for metric, by_step in rows.items():
         frame = pd.DataFrame.from_dict(by_step, orient="index").sort_index()
-        levels = sorted(c for c in frame.columns if c != "pooled")
-        tables[metric] = frame.reindex(columns=["pooled", *levels])
+        levels = sorted(c for c in frame.columns if isinstance(c, int))
+        benchmarks = sorted(c for c in frame.columns if isinstance(c, str) and c != "pooled")
+        tables[metric] = frame.reindex(columns=["pooled", *levels, *benchmarks])
     return tables
 
 
@@ -65,7 +71,14 @@ def load_result(run_dir: str | Path) -> RunResult:
     """Read a finished run folder; a run whose metrics stop before `trainer.steps` is refused."""
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    records = read_metrics(run_dir / "metrics.jsonl")
+    return result_from_records(read_metrics(run_dir / "metrics.jsonl"), config, run_dir)
+
+
+def result_from_records(
+    records: list[dict[str, Any]], config: dict[str, Any], run_dir: Path | str
+) -> RunResult:
+    """A `RunResult` from a run's metrics records (in step order) and resolved config; refused (ValueError)
+    when the records stop before `trainer.steps`."""
     steps = int(config["trainer"]["steps"])
     if not records or records[-1]["step"] != steps:
         last = records[-1]["step"] if records else None
