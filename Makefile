@@ -40,17 +40,19 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Beside the main tests run the vLLM environment's build (about 3.5 min from nothing) and the SLURM tests
-# (about 2.5 min, mostly waiting on SLURM's timers); their output goes to .cache/ and is printed after.
+# Beside the main tests run the vLLM environment's build (about 3.5 min from nothing) followed by the vLLM
+# tests (about 1 min, one thread), and the SLURM tests (about 2.5 min, mostly waiting on SLURM's timers);
+# their output goes to .cache/ and is printed after the main suite.
 test: lint
 	mkdir -p .cache
-	$(MAKE) --no-print-directory venv-vllm > .cache/venv-vllm-install.log 2>&1 & build=$$!; \
+	{ $(MAKE) --no-print-directory venv-vllm > .cache/venv-vllm-install.log 2>&1 || \
+		{ cat .cache/venv-vllm-install.log; exit 1; }; \
+		$(VLLM_ENV) $(VLLM_PY) -m pytest -m vllm -p no:cacheprovider > .cache/vllm-tests.log 2>&1; } & vllm=$$!; \
 	$(PY) -m pytest -m slurm -p no:cacheprovider > .cache/slurm-tests.log 2>&1 & slurm=$$!; \
 	$(PY) -m pytest -m "not vllm and not slurm"; tests=$$?; \
 	wait $$slurm; slurm_tests=$$?; echo "--- SLURM tests:"; cat .cache/slurm-tests.log; \
-	if ! wait $$build; then cat .cache/venv-vllm-install.log; exit 1; fi; \
-	[ $$tests -eq 0 ] && [ $$slurm_tests -eq 0 ]
-	$(VLLM_ENV) $(VLLM_PY) -m pytest -m vllm
+	wait $$vllm; vllm_tests=$$?; echo "--- vLLM tests:"; cat .cache/vllm-tests.log; \
+	[ $$tests -eq 0 ] && [ $$slurm_tests -eq 0 ] && [ $$vllm_tests -eq 0 ]
 
 # The main job: GRPO on the embedded tiny Qwen3 + synthetic task (CPU). Pass options with ARGS, e.g.
 #   make train ARGS="sampler=prompt_gdro allocator=rollout_gdro"
