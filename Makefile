@@ -10,7 +10,7 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_ENV := VLLM_ENABLE_V1_MULTIPROCESSING=0 OMP_NUM_THREADS=1
 
-.PHONY: venv venv-vllm test lint format train base-model plots bench-controllers bench-engines clean
+.PHONY: venv venv-vllm test lint format train base-model plots bench-controllers bench-engines bench-trainer clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,12 +73,26 @@ bench-controllers: $(STAMP)
 bench-engines: $(VLLM_STAMP)
 	$(VLLM_ENV) $(VLLM_PY) scripts/bench_engines.py
 
+# Our train.py against TRL's GRPOTrainer on the same tiny model, prompts and settings, one after the other in one
+# process: steps/s, generated tokens/s and the ratios -> experiments/bench/ (about 2 min on 2 idle cores).
+bench-trainer: $(STAMP)
+	$(PY) scripts/bench_trainer.py
+
 # Every method of issue 13 on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
 # experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.
 #   make reproduce-sim [SEEDS=20] [STEPS=1000] [JOBS=2]
 .PHONY: reproduce-sim
 reproduce-sim: $(STAMP)
 	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2)
+
+# Every method of issue 13 on the embedded frontier task (experiment=frontier), SEEDS seeds each, as Hydra
+# multiruns side by side (JOBS processes, one torch thread per run), from one cached base model; then
+# experiments/embedded/RESULTS.md. Resumable: finished runs in outputs/reproduce-embedded/ train nothing.
+#   make reproduce-embedded [SEEDS=5] [JOBS=2] [METHODS="rollout_gdro sqrt_optimal"]
+.PHONY: reproduce-embedded
+reproduce-embedded: $(STAMP)
+	$(PY) scripts/reproduce_embedded.py --seeds $(or $(SEEDS),5) --jobs $(or $(JOBS),2) \
+		$(if $(METHODS),--methods $(METHODS))
 
 # The paper's Table 1 and the ablations as Hydra multiruns, one per (scale, method) (experiments/*.yaml;
 # scripts/paper_grid.py). DRY=1 prints every resolved job with its GPU-hours and launches nothing; cluster

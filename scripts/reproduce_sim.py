@@ -36,10 +36,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("experiments/sim"), help="folder for RESULTS.md")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
     parser.add_argument(
-        "--methods", nargs="+", help="method slugs besides GRPO's (default: all of gdro.results.methods)"
+        "--methods",
+        nargs="+",
+        help="conf/method/ choices besides grpo (default: all of gdro.results.methods)",
     )
     args = parser.parse_args(argv)
-    methods = [m for m in METHODS if args.methods is None or m in (GRPO,) or m.slug in args.methods]
+    methods = [m for m in METHODS if args.methods is None or m is GRPO or m.choice in args.methods]
     runs_dir = args.runs or Path("outputs/reproduce-sim") / f"steps_{args.steps}"
     began = time.perf_counter()
     run_sweep(plan_sweep(runs_dir, methods, args.seeds, sim_overrides(args.steps)), args.jobs)

@@ -14,7 +14,7 @@ import pytest
 from conf_helpers import CONF_DIR, compose_config
 
 from gdro.results.methods import GRPO, METHODS, method_key
-from gdro.results.report import Provenance, results_markdown
+from gdro.results.report import Provenance, results_markdown, write_results
 from gdro.results.runs import find_run_dirs, group_by_method, load_result
 from gdro.results.stats import (
     Estimate,
@@ -209,7 +209,7 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     short is trained again, alone, to the same records."""
     reproduce = _load_script("reproduce_sim")
     argv = ["--seeds", "2", "--steps", "30", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
-    argv += ["--methods", "prompt_gdro-fixed", "uniform-rollout_gdro"]
+    argv += ["--methods", "prompt_gdro", "rollout_gdro"]
     results_path = reproduce.main(argv)
     run_dirs = find_run_dirs(tmp_path / "runs")
     assert len(run_dirs) == 6
@@ -226,6 +226,11 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     cut = run_dirs[0] / "metrics.jsonl"
     original = cut.read_text()
     cut.write_text("".join(original.splitlines(keepends=True)[:10]))  # as if killed at step 9
+    partial = write_results(tmp_path / "runs", tmp_path / "partial", "make it", "Partial").read_text()
+    assert (
+        f"- left out, unfinished (still running, or the sweep was stopped): {cut.parent.relative_to(tmp_path / 'runs')}"
+        in partial
+    )
     methods = [m for m in METHODS if m.slug in ("uniform-fixed", "prompt_gdro-fixed", "uniform-rollout_gdro")]
     trained = run_sweep(plan_sweep(tmp_path / "runs", methods, 2, sim_overrides(30)))
     assert [run.run_dir for run in trained] == [run_dirs[0]]

@@ -121,3 +121,19 @@ def test_resuming_past_the_end_of_metrics_jsonl_is_refused(tmp_path: Path) -> No
     again = compose_config(["policy=sim", "logger=none", "trainer.steps=6", "resume=auto"])
     with pytest.raises(RuntimeError, match="ends at step 1 but .* is at step 4"):
         train(parse_run_config(again), tmp_path, again, progress=False)
+
+
+def test_a_finished_run_is_left_as_it_is_and_another_config_trains(tmp_path: Path) -> None:
+    """resume=auto into a folder holding this run, finished: nothing trains, nothing is written; with
+    another config (more steps, or resume=null) it trains."""
+    config = compose_config(["policy=sim", "logger=none", "trainer.steps=4", "trainer.save_every=2"])
+    assert len(train(parse_run_config(config), tmp_path, config, progress=False)) == 5  # steps 0..4
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert train(parse_run_config(config), tmp_path, config, progress=False) == []
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == written
+    longer = compose_config(["policy=sim", "logger=none", "trainer.steps=6", "trainer.save_every=2"])
+    assert [r["step"] for r in train(parse_run_config(longer), tmp_path, longer, progress=False)] == [5, 6]
+    fresh = compose_config(
+        ["policy=sim", "logger=none", "trainer.steps=6", "trainer.save_every=2", "resume=null"]
+    )
+    assert len(train(parse_run_config(fresh), tmp_path, fresh, progress=False)) == 7

@@ -1,8 +1,9 @@
-"""The methods compared (issue 13): each a set of Hydra overrides, named by what its runs' configs hold.
+"""The methods compared (issue 13): each a choice of conf/method/, named by what its runs' configs hold.
 
 A run's method is `method_key(config)`, "sampler[ [resample]] + allocator" from its resolved config, so
-run folders from any sweep (Hydra multirun or `gdro.results.sweep`) group the same way. The paper
-presets (`experiment=paper_*`) also set the classifier; their sampler or allocator name tells them apart.
+run folders from any sweep (Hydra multirun or `gdro.results.sweep`) group the same way. The paper presets
+(`method=prompt_gdro_paper`, `method=rollout_gdro_paper`) also set the classifier's window; their sampler or
+allocator name tells them apart.
 """
 
 from __future__ import annotations
@@ -14,36 +15,33 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Method:
-    """key: `method_key` of its runs; name: as the tables print it; overrides: Hydra overrides that
-    select it on top of the defaults (GRPO: uniform sampler, fixed allocator)."""
+    """key: `method_key` of its runs; name: as the tables print it; choice: its file in conf/method/, which
+    sets the sampler and the allocator over any experiment's."""
 
     key: str
     name: str
-    overrides: tuple[str, ...]
+    choice: str
+
+    @property
+    def overrides(self) -> tuple[str, ...]:
+        """The Hydra override that selects it."""
+        return (f"method={self.choice}",)
 
     @property
     def slug(self) -> str:
         return method_slug(self.key)
 
 
-GRPO = Method("uniform + fixed", "GRPO", ())
+GRPO = Method("uniform + fixed", "GRPO", "grpo")
 METHODS = (
     GRPO,
-    Method("prompt_gdro + fixed", "Prompt-GDRO (reweight)", ("sampler=prompt_gdro",)),
-    Method(
-        "prompt_gdro [resample] + fixed",
-        "Prompt-GDRO (resample)",
-        ("sampler=prompt_gdro", "sampler.mode=resample"),
-    ),
-    Method("uniform + rollout_gdro", "Rollout-GDRO", ("allocator=rollout_gdro",)),
-    Method("uniform + sqrt_optimal", "sqrt-optimal", ("allocator=sqrt_optimal",)),
-    Method(
-        "prompt_gdro + rollout_gdro",
-        "Prompt-GDRO + Rollout-GDRO",
-        ("sampler=prompt_gdro", "allocator=rollout_gdro"),
-    ),
-    Method("prompt_gdro_paper + fixed", "Prompt-GDRO (paper preset)", ("experiment=paper_prompt_gdro",)),
-    Method("uniform + rollout_gdro_paper", "Rollout-GDRO (paper preset)", ("experiment=paper_rollout_gdro",)),
+    Method("prompt_gdro + fixed", "Prompt-GDRO (reweight)", "prompt_gdro"),
+    Method("prompt_gdro [resample] + fixed", "Prompt-GDRO (resample)", "prompt_gdro_resample"),
+    Method("uniform + rollout_gdro", "Rollout-GDRO", "rollout_gdro"),
+    Method("uniform + sqrt_optimal", "sqrt-optimal", "sqrt_optimal"),
+    Method("prompt_gdro + rollout_gdro", "Prompt-GDRO + Rollout-GDRO", "prompt_rollout_gdro"),
+    Method("prompt_gdro_paper + fixed", "Prompt-GDRO (paper preset)", "prompt_gdro_paper"),
+    Method("uniform + rollout_gdro_paper", "Rollout-GDRO (paper preset)", "rollout_gdro_paper"),
 )
 METHOD_NAMES = {method.key: method.name for method in METHODS}
 

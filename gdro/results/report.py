@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gdro.results.figures import metric_file, write_curriculum_plots, write_metric_figures
 from gdro.results.methods import GRPO
-from gdro.results.runs import find_run_dirs, group_by_method, load_result
+from gdro.results.runs import UnfinishedRun, find_run_dirs, group_by_method, load_result
 from gdro.results.table import MethodSummary, cost_table, level_table, pooled_table, summarize
 
 CURRICULUM_DIR = "curriculum"
@@ -71,8 +71,9 @@ def results_markdown(
     runs_dir: str,
     curriculum: dict[str, tuple[int, list[Path]]],
     out_dir: Path,
+    unfinished: Sequence[str] = (),
 ) -> str:
-    """The whole RESULTS.md (figure links relative to `out_dir`)."""
+    """The whole RESULTS.md (figure links relative to `out_dir`); `unfinished`: run folders left out."""
     baseline = summaries[0].name
     lines = [
         f"# {title}",
@@ -83,6 +84,11 @@ def results_markdown(
         f"- commit: {origin.commit}",
         f"- date: {origin.date}",
         f"- runs: `{runs_dir}`, {sum(len(s.runs) for s in summaries)} run folders; {_settings(summaries)}",
+        *(
+            [f"- left out, unfinished (still running, or the sweep was stopped): {', '.join(unfinished)}"]
+            if unfinished
+            else []
+        ),
         "",
         "Cells read mean ± half-width of the 95% Student-t interval over seeds. A gain is paired by seed:",
         f"the interval of (method - {baseline}) over the seeds both have. Best checkpoint: per run, the",
@@ -126,9 +132,15 @@ def write_results(
     metrics: Sequence[str] | None = None,
     baseline: str = GRPO.key,
 ) -> Path:
-    """Read every finished run under `runs_dir`, write out_dir/RESULTS.md, the metric figures and the
-    curriculum plots; returns the RESULTS.md path. `metrics` default: every eval metric of the runs."""
-    results = [load_result(run_dir) for run_dir in find_run_dirs(runs_dir)]
+    """Read every finished run under `runs_dir` (unfinished ones are only listed), write out_dir/RESULTS.md,
+    the metric figures and the curriculum plots; returns the RESULTS.md path. `metrics` default: every eval
+    metric of the runs."""
+    results, unfinished = [], []
+    for run_dir in find_run_dirs(runs_dir):
+        try:
+            results.append(load_result(run_dir))
+        except UnfinishedRun:
+            unfinished.append(run_dir.relative_to(runs_dir).as_posix())
     if not results:
         raise ValueError(f"no run folders (metrics.jsonl + config.json) under {runs_dir}")
     groups = group_by_method(results)
@@ -141,7 +153,7 @@ def write_results(
     write_metric_figures(summaries, metrics, out_dir)
     curriculum = write_curriculum_plots(summaries, out_dir / CURRICULUM_DIR)
     origin = provenance(command, Path(__file__).resolve().parents[2])
-    text = results_markdown(summaries, metrics, title, origin, str(runs_dir), curriculum, out_dir)
+    text = results_markdown(summaries, metrics, title, origin, str(runs_dir), curriculum, out_dir, unfinished)
     path = out_dir / "RESULTS.md"
     path.write_text(text)
     return path

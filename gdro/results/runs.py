@@ -26,6 +26,10 @@ _EVAL_KEY = re.compile(r"^eval/(?:([a-z][a-z0-9_]*)/)?((?:pass|mean)@\d+)(?:/lev
 PER_RUN_KEYS = ("seed", "resume")
 
 
+class UnfinishedRun(ValueError):
+    """A run folder whose metrics.jsonl stops before `trainer.steps` (still running, or killed)."""
+
+
 @dataclass
 class RunResult:
     """One finished run.
@@ -82,7 +86,7 @@ def result_from_records(
     steps = int(config["trainer"]["steps"])
     if not records or records[-1]["step"] != steps:
         last = records[-1]["step"] if records else None
-        raise ValueError(f"{run_dir} is unfinished: its last step is {last}, trainer.steps = {steps}")
+        raise UnfinishedRun(f"{run_dir} is unfinished: its last step is {last}, trainer.steps = {steps}")
     trained = [r for r in records if r["step"] >= 1]
     return RunResult(
         run_dir=run_dir,

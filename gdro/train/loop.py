@@ -11,6 +11,10 @@ With several ranks (torchrun) every rank runs this same loop: the curriculum dec
 every rank (same seed, same gathered outcomes: each policy step returns the WHOLE batch's outcome), the
 policy splits the work, and rank 0 alone writes metrics.jsonl, W&B, plots and checkpoint metadata. At
 each checkpoint the ranks compare digests of their controller state and stop if they ever differ.
+
+A run folder that already holds this very run, finished (its config.json equals this config and its
+metrics.jsonl ends at step T), is left as it is under `resume=auto`: nothing is built or trained, so a
+requeued job or a rerun sweep skips it in seconds.
 """
 
 from __future__ import annotations
@@ -25,10 +29,17 @@ import torch
 
 from gdro.config import RunConfig
 from gdro.train.build import build_curriculum, build_policy
-from gdro.train.checkpoint import curriculum_digest, load_checkpoint, resolve_resume, save_checkpoint
+from gdro.train.checkpoint import (
+    AUTO,
+    LATEST,
+    curriculum_digest,
+    load_checkpoint,
+    resolve_resume,
+    save_checkpoint,
+)
 from gdro.train.distributed import World
 from gdro.train.loggers import build_logger
-from gdro.train.metrics import MetricsWriter, step_record
+from gdro.train.metrics import MetricsWriter, read_metrics, step_record
 from gdro.train.policy import Policy
 from gdro.train.preemption import StopSignals
 from gdro.train.progress import Progress
@@ -49,6 +60,11 @@ def train(
 ) -> list[dict[str, Any]]:
     """Run (or resume) training into `run_dir`; returns the records written by this call (rank 0's)."""
     world = world if world is not None else World()
+    if world.broadcast(is_finished(run, run_dir, resolved_config) if world.is_main else None):
+        log.info(
+            "%s already holds this run, finished at step %d: nothing to train", run_dir, run.trainer.steps
+        )
+        return []
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2))
@@ -60,6 +76,17 @@ def train(
             return _train(run, run_dir, resolved_config, policy, progress and world.is_main, world, signals)
     finally:
         policy.close()  # worker processes (math-verify) end with the run, also on an error
+
+
+def is_finished(run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> bool:
+    """Under resume=auto: run_dir holds this config (config.json) and its metrics.jsonl ends at step T."""
+    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.jsonl"
+    if run.resume not in (AUTO, LATEST) or not config_path.exists() or not metrics_path.exists():
+        return False
+    if json.loads(config_path.read_text()) != resolved_config:
+        return False
+    records = read_metrics(metrics_path)
+    return bool(records) and records[-1]["step"] == run.trainer.steps
 
 
 def _train(

@@ -1,0 +1,70 @@
+"""Every method of issue 13 on the embedded frontier task (`experiment=frontier`), SEEDS seeds each, then the results.
+
+    python scripts/reproduce_embedded.py [--seeds 5] [--jobs 2] [--runs DIR] [--out experiments/embedded]
+        [--methods grpo rollout_gdro ...] [-- OVERRIDE ...]
+
+Builds the one base model every run starts from (cached), trains the sweep as Hydra multiruns side by side
+(`gdro.results.multirun`: one torch thread per run, resumable), then writes OUT/RESULTS.md with
+`gdro.results.report.write_results`. Every run spends the same rollouts (same steps, nbar x M).
+`make reproduce-embedded` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from gdro.config import parse_run_config
+from gdro.models.base_model import ensure_base_model
+from gdro.results.methods import GRPO, METHODS
+from gdro.results.multirun import multirun_commands, run_side_by_side
+from gdro.results.report import write_results
+from gdro.results.sweep import compose_run_config
+
+TITLE = "Held-out success on the embedded frontier task, by method"
+COMMON = ("experiment=frontier", "logger=none", "trainer.torch_threads=1")
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Build the base model, run the sweep, write the results; returns the RESULTS.md path."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..SEEDS-1 per method")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (processes)")
+    parser.add_argument("--runs", type=Path, default=Path("outputs/reproduce-embedded"), help="run folders")
+    parser.add_argument(
+        "--out", type=Path, default=Path("experiments/embedded"), help="folder for RESULTS.md"
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="conf/method/ choices besides grpo (default: all of gdro.results.methods)",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of every run, after --")
+    args = parser.parse_args(argv)
+    methods = [m for m in METHODS if args.methods is None or m is GRPO or m.choice in args.methods]
+    common = [*COMMON, *args.overrides]
+    run = parse_run_config(compose_run_config(common))
+    began = time.perf_counter()
+    ensure_base_model(
+        Path(run.cache_dir), run.dataset.task(), run.model.architecture(), run.model.warm_start, device="cpu"
+    )
+    commands = multirun_commands(methods, args.seeds, args.jobs, args.runs.resolve(), common)
+    for command in commands:
+        print(shlex.join(command[1:]), flush=True)
+    run_side_by_side(commands, args.runs / "logs")
+    print(f"sweep: {time.perf_counter() - began:.0f} s", flush=True)
+    command = shlex.join(["python", "scripts/reproduce_embedded.py", *argv])
+    path = write_results(args.runs, args.out, command, TITLE)
+    print(f"wrote {path} ({time.perf_counter() - began:.0f} s in all)")
+    return path
+
+
+if __name__ == "__main__":
+    main()
