@@ -74,9 +74,10 @@ bench-engines: $(VLLM_STAMP)
 	$(VLLM_ENV) $(VLLM_PY) scripts/bench_engines.py
 
 # Our train.py against TRL's GRPOTrainer on the same tiny model, prompts and settings, one after the other in one
-# process: steps/s, generated tokens/s and the ratios -> experiments/bench/ (about 2 min on 2 idle cores).
+# process: steps/s, generated tokens/s and the ratios -> experiments/bench/ (2.5 min with trainer.torch_threads=1
+# on 2 cores shared with a sweep; 12-15 min at the default 2 threads there). Overrides: ARGS="trainer.torch_threads=1".
 bench-trainer: $(STAMP)
-	$(PY) scripts/bench_trainer.py
+	$(PY) scripts/bench_trainer.py $(ARGS)
 
 # Every method of issue 13 on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
 # experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.

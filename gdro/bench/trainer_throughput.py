@@ -54,7 +54,8 @@ TRAINERS = ("ours", "trl")
 
 @dataclass
 class TrainerThroughput:
-    """One trainer's run; the lists hold one entry per step (generation batch), warm-up steps first."""
+    """One trainer's run; completions, generated_tokens and reward_mean hold one entry per step (generation
+    batch), warm-up steps first; step_seconds one per timed step."""
 
     trainer: str
     warmup_steps: int
