@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -35,3 +37,11 @@ def run_train_py(run_dir: Path, overrides: list[str], timeout: int = 300) -> lis
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return read_metrics(run_dir / "metrics.jsonl")
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py imported as a module (the scripts folder is no package)."""
+    spec = importlib.util.spec_from_file_location(name, CONF_DIR.parent / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

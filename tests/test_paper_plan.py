@@ -4,12 +4,11 @@ the GPU-hour model against values computed by hand, and the multiruns really lau
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import CONF_DIR, compose_config, load_script
 from hydra.errors import MissingConfigException
 
 from gdro.config import ConfigError
@@ -30,14 +29,7 @@ HAND_1_7B = {"generation": 17.3140, "training": 29.6812, "evaluation": 4.9568}
 HAND_1_7B_TOTAL = 51.9520
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-paper_grid = _load_script("paper_grid")
+paper_grid = load_script("paper_grid")
 
 
 def _cost_model() -> CostModel:

@@ -5,14 +5,13 @@ numbers, Markdown and LaTeX; and the same table from W&B through a stand-in for 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import CONF_DIR, compose_config, load_script
 
 from gdro.data.benchmarks.metrics import benchmark_metrics
 from gdro.results.paper_table import collect_wandb, latex_escape, write_tables
@@ -93,14 +92,7 @@ def run_folders(runs: list[tuple[dict, list[dict]]], tmp_path_factory: pytest.Te
     return root
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_tables = _load_script("make_tables")
+make_tables = load_script("make_tables")
 
 
 def test_synthetic_records_use_the_evaluators_keys() -> None:

@@ -4,7 +4,6 @@ synthetic run, in plain Python on a simulator run), and the training loop draws 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import compose_config, load_script
 
 from gdro.config import parse_run_config
 from gdro.core.curriculum import BIN_SERIES
@@ -36,15 +35,6 @@ from gdro.viz import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def load_plot_script():
-    spec = importlib.util.spec_from_file_location(
-        "plot_curriculum", CONF_DIR.parent / "scripts" / "plot_curriculum.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_png(path: Path, min_bytes: int) -> None:
@@ -103,7 +93,7 @@ def wse_reduction_in_plain_python(run_dir: Path) -> float:
 def test_plot_script_writes_every_png_and_prints_the_wse_reduction(
     sim_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    written = load_plot_script().main([str(sim_run), "--out", str(tmp_path / "compare")])
+    written = load_script("plot_curriculum").main([str(sim_run), "--out", str(tmp_path / "compare")])
     printed = capsys.readouterr().out
     expected = [sim_run / "plots" / name for name in PLOT_FILES]
     expected.append(tmp_path / "compare" / "eval_pass_by_level_compare.png")

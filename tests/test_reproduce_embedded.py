@@ -6,11 +6,10 @@ the methods over every seed, on the tiny model warm-started for a few steps, the
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import CONF_DIR, compose_config, load_script
 
 from gdro.results.methods import METHODS, method_key
 from gdro.results.multirun import RUN_SUBDIR, multirun_commands
@@ -58,22 +57,13 @@ def test_methods_are_dealt_to_the_processes_round_robin() -> None:
         multirun_commands(METHODS, 0, 2, Path("/runs"), [])
 
 
-def _reproduce_embedded():
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_embedded", CONF_DIR.parent / "scripts" / "reproduce_embedded.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_reproduce_embedded_end_to_end_at_ci_size(tmp_path: Path) -> None:
     """2 methods x 2 seeds: every run in RUNS/<method>/seed_<s>, RESULTS.md from them; a rerun trains
     nothing and leaves every metrics.jsonl as it was."""
     runs, out = tmp_path / "runs", tmp_path / "out"
     argv = ["--seeds", "2", "--runs", str(runs), "--out", str(out), "--methods", "rollout_gdro", "--"]
     argv += [*TINY, f"cache_dir={tmp_path / 'cache'}"]
-    results_path = _reproduce_embedded().main(argv)
+    results_path = load_script("reproduce_embedded").main(argv)
     folders = sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("metrics.jsonl"))
     assert folders == ["grpo/seed_0", "grpo/seed_1", "rollout_gdro/seed_0", "rollout_gdro/seed_1"]
     assert len(list((tmp_path / "cache").iterdir())) == 1  # one base model for every run
@@ -86,7 +76,7 @@ def test_reproduce_embedded_end_to_end_at_ci_size(tmp_path: Path) -> None:
     assert "| Rollout-GDRO | 2 |" in text
 
     before = {p: p.read_bytes() for p in runs.rglob("metrics.jsonl")}
-    _reproduce_embedded().main(argv)
+    load_script("reproduce_embedded").main(argv)
     assert {p: p.read_bytes() for p in runs.rglob("metrics.jsonl")} == before
     logs = "".join(p.read_text() for p in (runs / "logs").glob("*.log"))
     assert logs.count("nothing to train") == 4

@@ -4,14 +4,13 @@ with known numbers, and `scripts/reproduce_sim.py` end to end at CI size (the pi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import compose_config, load_script
 
 from gdro.results.methods import GRPO, METHODS, method_key
 from gdro.results.report import Provenance, results_markdown, write_results
@@ -196,18 +195,11 @@ def test_a_planned_seed_equals_composing_that_seed() -> None:
     assert planned.config == compose_run_config([*sim_overrides(40), *method.overrides, "seed=3"])
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, CONF_DIR.parent / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     """`make reproduce-sim` at CI size (3 methods x 2 seeds x 30 steps): every run trained, RESULTS.md and
     the figures written, its numbers those of the run folders; a rerun trains nothing, and a run cut
     short is trained again, alone, to the same records."""
-    reproduce = _load_script("reproduce_sim")
+    reproduce = load_script("reproduce_sim")
     argv = ["--seeds", "2", "--steps", "30", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
     argv += ["--methods", "prompt_gdro", "rollout_gdro"]
     results_path = reproduce.main(argv)
