@@ -3,11 +3,12 @@
 Two ranks split each step's prompt groups; every rank must hold the same controller state at each
 checkpoint (the loop stops otherwise, so a divergence fails the run), rank 0 alone writes the run
 folder, and resuming from a 2-rank checkpoint (DeepSpeed shards + every rank's RNG) gives the metrics
-of the uninterrupted run.
+of the uninterrupted run; rank 0 exports the final weights (hf/final).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -15,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conf_helpers import CONF_DIR
 from test_train_hf import QUICK
+from transformers import AutoModelForCausalLM
 
 from gdro.train.checkpoint import load_checkpoint
 from gdro.train.metrics import read_metrics
@@ -73,6 +76,14 @@ def test_two_ranks_train_the_whole_batch_and_rank_0_writes(straight: tuple[Path,
         "zero_pp_rank_0_mp_rank_00_optim_states.pt",
         "zero_pp_rank_1_mp_rank_00_optim_states.pt",
     ]
+    # rank 0 exported the final weights in bf16: DeepSpeed's model states, rounded
+    final = run_dir / "hf" / "final"
+    assert json.loads((final / "export.json").read_text())["step"] == 4
+    exported = AutoModelForCausalLM.from_pretrained(final, dtype="auto").state_dict()
+    states = torch.load(checkpoint / "deepspeed" / "mp_rank_00_model_states.pt", weights_only=False)
+    assert set(exported) == set(states["module"])
+    for key, value in states["module"].items():
+        assert torch.equal(exported[key], value.to(torch.bfloat16)), key
 
 
 def test_resuming_a_two_rank_checkpoint_gives_the_uninterrupted_metrics(

@@ -1,6 +1,6 @@
 """`train.py` with the transformers policy: every sampler x allocator pair, resume, and learning.
 
-A session fixture warm-starts a very small base model once (a shared cache folder); every run here
+The session fixture `cache_dir` (conftest.py) warm-starts a very small base model once; every run here
 then takes seconds.
 """
 
@@ -38,11 +38,6 @@ PAIRS = [
     ("prompt_gdro", "rollout_gdro", []),
     ("prompt_gdro_paper", "rollout_gdro_paper", []),
 ]
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("base-model-cache")
 
 
 def run_hf(run_dir: Path, cache_dir: Path, overrides: list[str]) -> list[dict]:

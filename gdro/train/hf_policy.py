@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from gdro.train.actor import Actor, ActorConfig, ActorStats
 from gdro.train.backends import DeepSpeedBackend, TrainingBackend
 from gdro.train.distributed import World
 from gdro.train.evaluator import Evaluator
+from gdro.train.export import bf16_state, write_export
 from gdro.train.policy import StepOutcome
 from gdro.train.rng import side_stream_seed
 from gdro.train.schedule import WarmupSchedule
@@ -272,7 +274,9 @@ class HFPolicy:
         """Stop the rewards' worker processes."""
         self.task.close()
 
-    def export(self, directory: Path) -> None:
-        """The trained model and tokenizer with `save_pretrained`, loadable by any transformers user."""
-        self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+    def export(self, directory: Path, metadata: dict[str, Any]) -> None:
+        """The weights in bfloat16 with the tokenizer, `save_pretrained` style (`gdro.train.export`);
+        rank 0 writes (under ZeRO-2 every rank holds the whole parameters; train.py refuses ZeRO-3,
+        whose export would gather them: `gdro.train.deepspeed_engine.gathered_parameters`)."""
+        if self.world.is_main:
+            write_export(self.model, self.tokenizer, bf16_state(full_state(self.model)), directory, metadata)

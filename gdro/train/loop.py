@@ -5,6 +5,7 @@ eval (step 0) -> for t = 1..T:
     outcome = policy.train_step(plan)    generate, reward, advantages x w_i, PPO updates
     curriculum.observe(plan, outcome)    classifier records; both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
+    weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.export)
     on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (preemption.py)
 
 With several ranks (torchrun) every rank runs this same loop: the curriculum decides the same plan on
@@ -38,6 +39,7 @@ from gdro.train.checkpoint import (
     save_checkpoint,
 )
 from gdro.train.distributed import World
+from gdro.train.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far
 from gdro.train.loggers import build_logger
 from gdro.train.metrics import MetricsWriter, read_metrics, step_record
 from gdro.train.policy import Policy
@@ -114,10 +116,13 @@ def _train(
         records.append(record)
         history.append(record)
 
+    best_key = best_metric_key(run.trainer.eval_samples)
+    best: float | None = None  # the best export's pooled pass@k
     checkpoint = world.broadcast(resolve_resume(run.resume, run_dir) if main else None)
     start = 0
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, curriculum, policy, world)
+        kept: list[dict[str, Any]] = []
         if writer is not None:
             kept = writer.truncate_after(start)
             if kept and kept[-1]["step"] < start:
@@ -126,6 +131,7 @@ def _train(
                     f"{start}: records were lost; resume from an earlier checkpoint, or start over with resume=null"
                 )
             history.extend(kept)
+        best = world.broadcast(best_so_far(kept, best_key) if main else None)
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
         if writer is not None:
@@ -147,6 +153,13 @@ def _train(
         if step % trainer.eval_every == 0 or step == trainer.steps:
             with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
                 record.update(policy.evaluate())
+            value = record.get(best_key)
+            if value is not None and (best is None or value > best):
+                best = value
+                policy.export(run_dir / EXPORT_DIR / BEST, {"step": step, "metric": best_key, "value": value})
+        if step == trainer.steps:  # before the record: metrics ending at T imply the export
+            final = {"step": step, "metric": best_key, "value": record.get(best_key)}
+            policy.export(run_dir / EXPORT_DIR / FINAL, final)
         emit(record)
         if logger is not None and (step % trainer.plot_every == 0 or step == trainer.steps):
             run_so_far = history.run()

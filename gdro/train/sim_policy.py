@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,9 @@ class SimPolicy:
     def load(self, directory: Path) -> None:
         """Restore the simulator's state."""
         self.simulator.load_state_dict(json.loads((directory / "simulator.json").read_text()))
+
+    def export(self, directory: Path, metadata: dict[str, Any]) -> None:
+        """The simulator has no weights to export: nothing is written."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,78 @@
+"""HF-format bfloat16 exports of the trained weights, loadable with `from_pretrained`, for evaluation,
+serving or the next training stage; the resume checkpoints (`checkpoints/`) stay fp32 and exact.
+
+- `hf/final`: the weights after step T, written before step T's metrics record (so a run whose
+  metrics.jsonl ends at T has it).
+- `hf/best`: the weights at the evaluation with the highest pooled pass@k so far (step t >= 1, the
+  earliest on a tie: the checkpoint the results tables call best), replaced at each new best.
+
+Each folder holds the model (config dtype bfloat16), its generation config, the tokenizer and
+`export.json` {step, metric, value}. It is written into `<name>.tmp` and moved into place, so the
+previous export stays whole until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+EXPORT_DIR = "hf"
+FINAL = "final"
+BEST = "best"
+EXPORT_DTYPE = torch.bfloat16
+
+
+def best_metric_key(eval_samples: int) -> str:
+    """The pooled pass@k that picks the best export (the evaluator's key for both task kinds)."""
+    return f"eval/pass@{eval_samples}"
+
+
+def best_so_far(records: Iterable[Mapping[str, Any]], key: str) -> float | None:
+    """The highest `key` over the records of steps >= 1 (a resumed run's kept history), or None."""
+    values = [float(r[key]) for r in records if r["step"] >= 1 and key in r]
+    return max(values, default=None)
+
+
+def bf16_state(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """name -> CPU bfloat16 copy; names that share one tensor (a tied output head) share the copy."""
+    copies: dict[tuple[int, tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
+    state = {}
+    for name, tensor in named_tensors:
+        key = (tensor.data_ptr() if tensor.numel() else id(tensor), tuple(tensor.shape), tensor.stride())
+        if key not in copies:
+            copies[key] = tensor.detach().to("cpu", EXPORT_DTYPE)
+        state[name] = copies[key]
+    return state
+
+
+def write_export(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    state: dict[str, torch.Tensor],
+    directory: Path,
+    metadata: Mapping[str, Any],
+) -> None:
+    """`model.save_pretrained` of `state` (from `bf16_state`) with dtype bfloat16 in its config, the
+    tokenizer and export.json, into `directory`, replacing what it held only once all is written."""
+    staging = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, state_dict=state)
+    config_path = staging / "config.json"
+    config = json.loads(config_path.read_text())
+    config["dtype"] = "bfloat16"  # save_pretrained records the live model's dtype (fp32 on CPU)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer.save_pretrained(staging)
+    (staging / "export.json").write_text(json.dumps(dict(metadata), indent=2) + "\n")
+    retired = directory.with_name(directory.name + ".old.tmp")
+    shutil.rmtree(retired, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, retired)
+    os.replace(staging, directory)
+    shutil.rmtree(retired, ignore_errors=True)
