@@ -49,7 +49,7 @@ test: lint
 		{ cat .cache/venv-vllm-install.log; exit 1; }; \
 		$(VLLM_ENV) $(VLLM_PY) -m pytest -m vllm -p no:cacheprovider > .cache/vllm-tests.log 2>&1; } & vllm=$$!; \
 	$(PY) -m pytest -m slurm -p no:cacheprovider > .cache/slurm-tests.log 2>&1 & slurm=$$!; \
-	$(PY) -m pytest -m "not vllm and not slurm"; tests=$$?; \
+	$(PY) -m pytest -m "not vllm and not slurm" --durations=25; tests=$$?; \
 	wait $$slurm; slurm_tests=$$?; echo "--- SLURM tests:"; cat .cache/slurm-tests.log; \
 	wait $$vllm; vllm_tests=$$?; echo "--- vLLM tests:"; cat .cache/vllm-tests.log; \
 	[ $$tests -eq 0 ] && [ $$slurm_tests -eq 0 ] && [ $$vllm_tests -eq 0 ]

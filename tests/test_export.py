@@ -4,6 +4,7 @@ any transformers user can load them; plus the helpers' rules (ties, resume, atom
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,34 +34,23 @@ def test_tied_names_share_one_bf16_copy() -> None:
     assert torch.equal(state["embed.weight"], weight.to(torch.bfloat16))
 
 
-def test_a_failed_export_leaves_the_previous_one_whole(tmp_path: Path, cache_dir: Path) -> None:
-    records = run_hf(tmp_path / "run", cache_dir, ["trainer.steps=1"])
-    final = tmp_path / "run" / "hf" / "final"
-    before = json.loads((final / "export.json").read_text())
-    assert before == {"step": 1, "metric": "eval/pass@2", "value": records[1]["eval/pass@2"]}
-    model = AutoModelForCausalLM.from_pretrained(final)
-    tokenizer = AutoTokenizer.from_pretrained(final)
-    state = bf16_state(model.state_dict().items())
-
-    def failing_save(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
-
-    tokenizer.save_pretrained = failing_save  # type: ignore[method-assign]
-    with pytest.raises(OSError, match="disk full"):
-        write_export(model, tokenizer, state, final, {"step": 99})
-    assert json.loads((final / "export.json").read_text()) == before
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, list[dict]]:
+    """4 steps with an evaluation and a checkpoint every step (all kept)."""
+    run_dir = tmp_path_factory.mktemp("export") / "run"
+    overrides = [
+        "trainer.steps=4",
+        "trainer.eval_every=1",
+        "trainer.save_every=1",
+        "trainer.keep_checkpoints=4",
+    ]
+    return run_dir, run_hf(run_dir, cache_dir, overrides)
 
 
-def test_a_run_exports_its_final_and_best_weights_in_bf16(tmp_path: Path, cache_dir: Path) -> None:
-    """4 steps with an evaluation every step: hf/best is the earliest step with the highest pooled
-    pass@2, hf/final the weights of step 4; both load with from_pretrained and equal the checkpoint's
-    fp32 weights rounded to bf16."""
-    run_dir = tmp_path / "run"
-    records = run_hf(
-        run_dir,
-        cache_dir,
-        ["trainer.steps=4", "trainer.eval_every=1", "trainer.save_every=1", "trainer.keep_checkpoints=4"],
-    )
+def test_a_run_exports_its_final_and_best_weights_in_bf16(exported_run: tuple[Path, list[dict]]) -> None:
+    """hf/best is the earliest step with the highest pooled pass@2, hf/final the weights of step 4; both
+    load with from_pretrained and equal the checkpoint's fp32 weights rounded to bf16."""
+    run_dir, records = exported_run
     scores = {r["step"]: r["eval/pass@2"] for r in records if r["step"] >= 1}
     best_step = min(step for step, value in scores.items() if value == max(scores.values()))
     for name, step in (("final", 4), ("best", best_step)):
@@ -83,3 +73,21 @@ def test_a_run_exports_its_final_and_best_weights_in_bf16(tmp_path: Path, cache_
         tokenizer = AutoTokenizer.from_pretrained(folder)
         assert tokenizer("1+2").input_ids  # the run's tokenizer, loaded by the generic loader
     assert not list((run_dir / "hf").glob("*.tmp"))
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(
+    exported_run: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    final = tmp_path / "final"
+    shutil.copytree(exported_run[0] / "hf" / "final", final)
+    before = json.loads((final / "export.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(final)
+    tokenizer = AutoTokenizer.from_pretrained(final)
+
+    def failing_save(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    tokenizer.save_pretrained = failing_save  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full"):
+        write_export(model, tokenizer, bf16_state(model.state_dict().items()), final, {"step": 99})
+    assert json.loads((final / "export.json").read_text()) == before

@@ -15,7 +15,14 @@ from pathlib import Path
 from gdro.results.figures import metric_file, write_curriculum_plots, write_metric_figures
 from gdro.results.methods import GRPO
 from gdro.results.runs import UnfinishedRun, find_run_dirs, group_by_method, load_result
-from gdro.results.table import MethodSummary, cost_table, level_table, pooled_table, summarize
+from gdro.results.table import (
+    MethodSummary,
+    activity_table,
+    cost_table,
+    level_table,
+    pooled_table,
+    summarize,
+)
 
 CURRICULUM_DIR = "curriculum"
 
@@ -108,6 +115,15 @@ def results_markdown(
         "",
         "Step wall time: the sum of `time/step_seconds` (plan, rollouts, update, observe); evaluation and",
         "checkpoints are left out, as they cost every method the same.",
+        "",
+        "## What the adversaries did",
+        "",
+        *activity_table(summaries),
+        "",
+        "Mean over seeds of each run's extremes: largest w_i = the largest advantage multiplier of any prompt",
+        "and step (1: no reweighting); per-bin mean n_i = the lowest and the highest mean rollouts per prompt",
+        "of any bin and step (nbar when the allocator is fixed); mean abs surrogate = the mean over steps of",
+        "mean_i |l(x_i)|, the paper presets' signal, exactly 0 on an on-policy mini-batch (spec section 3).",
         "",
         "## Figures",
         "",

@@ -10,9 +10,10 @@ records and config from W&B make a `RunResult` through `result_from_records`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ class RunResult:
     evals: metric ("pass@8") -> DataFrame indexed by eval step, columns "pooled", then the levels (int),
     then the benchmarks (str, "aime" among them: the mean of aime24 and aime25);
     rollouts: sum over steps of rollouts/total; tokens: sum of tokens/generated; step_seconds: sum of
-    time/step_seconds (the training steps' wall time, evaluation and checkpoints excluded).
+    time/step_seconds (the training steps' wall time, evaluation and checkpoints excluded);
+    activity: what the adversaries did over the run (`adversary_activity`).
     """
 
     run_dir: Path | str
@@ -50,6 +52,30 @@ class RunResult:
     rollouts: int
     tokens: int
     step_seconds: float
+    activity: dict[str, float] = field(default_factory=dict)
+
+
+ACTIVITY = ("weight_max", "bin_rollouts_min", "bin_rollouts_max", "surrogate_abs")
+"""`adversary_activity` keys: the largest advantage multiplier w_i of any step (1: no reweighting); the
+smallest and the largest per-bin mean n_i of any step (nbar under a fixed allocator); the mean over steps
+of the batch's mean |l(x_i)|, the paper presets' surrogate signal (0 on an on-policy mini-batch)."""
+
+
+def adversary_activity(trained: list[dict[str, Any]]) -> dict[str, float]:
+    """The `ACTIVITY` statistics of a run's step records (steps >= 1); NaN where a run logged no such key."""
+    weights = [float(r["advantage/weight_max"]) for r in trained if r.get("advantage/weight_max") is not None]
+    per_bin = [float(n) for r in trained for n in r.get("bins/rollouts_per_prompt") or () if n is not None]
+    signal = [
+        float(r["signal/surrogate_abs_mean"])
+        for r in trained
+        if r.get("signal/surrogate_abs_mean") is not None
+    ]
+    return {
+        "weight_max": max(weights, default=math.nan),
+        "bin_rollouts_min": min(per_bin, default=math.nan),
+        "bin_rollouts_max": max(per_bin, default=math.nan),
+        "surrogate_abs": sum(signal) / len(signal) if signal else math.nan,
+    }
 
 
 def _eval_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
@@ -98,6 +124,7 @@ def result_from_records(
         rollouts=sum(int(r["rollouts/total"]) for r in trained),
         tokens=sum(int(r["tokens/generated"]) for r in trained),
         step_seconds=sum(float(r.get("time/step_seconds", 0.0)) for r in trained),
+        activity=adversary_activity(trained),
     )
 
 

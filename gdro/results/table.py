@@ -16,10 +16,11 @@ from typing import Any
 import pandas as pd
 
 from gdro.results.methods import METHOD_NAMES
-from gdro.results.runs import RunResult
+from gdro.results.runs import ACTIVITY, RunResult
 from gdro.results.stats import Estimate, mean_interval, paired_gain
 
 CHECKPOINTS = ("final", "best")
+EMPTY = Estimate(math.nan, math.nan, 0)  # no value: printed "-"
 
 
 def checkpoint_values(run: RunResult, metric: str, checkpoint: str) -> pd.Series:
@@ -43,9 +44,10 @@ class MethodSummary:
     runs: list[RunResult]
     values: dict[tuple[str, str], dict[Any, Estimate]] = field(default_factory=dict)
     gains: dict[tuple[str, str], dict[Any, Estimate]] = field(default_factory=dict)
-    rollouts: Estimate = Estimate(math.nan, math.nan, 0)
-    tokens: Estimate = Estimate(math.nan, math.nan, 0)
-    step_seconds: Estimate = Estimate(math.nan, math.nan, 0)
+    rollouts: Estimate = EMPTY
+    tokens: Estimate = EMPTY
+    step_seconds: Estimate = EMPTY
+    activity: dict[str, Estimate] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
@@ -88,6 +90,9 @@ def summarize(
         summary.rollouts = mean_interval([run.rollouts for run in runs], confidence)
         summary.tokens = mean_interval([run.tokens for run in runs], confidence)
         summary.step_seconds = mean_interval([run.step_seconds for run in runs], confidence)
+        for name in ACTIVITY:
+            logged = [run.activity[name] for run in runs if not math.isnan(run.activity.get(name, math.nan))]
+            summary.activity[name] = mean_interval(logged, confidence) if logged else EMPTY
         summaries.append(summary)
     return summaries
 
@@ -153,4 +158,20 @@ def cost_table(summaries: Sequence[MethodSummary]) -> list[str]:
     ]
     return _table(
         ["method", "rollouts per run", "generated tokens per run", "step wall time per run (s)"], rows
+    )
+
+
+def activity_table(summaries: Sequence[MethodSummary]) -> list[str]:
+    """Per method: what its adversaries did (`gdro.results.runs.ACTIVITY`), mean over seeds."""
+    rows = [
+        [
+            s.name,
+            format_estimate(s.activity["weight_max"], 3),
+            f"{format_estimate(s.activity['bin_rollouts_min'], 2)} to {format_estimate(s.activity['bin_rollouts_max'], 2)}",
+            f"{s.activity['surrogate_abs'].mean:.1e}" if s.activity["surrogate_abs"].n else "-",
+        ]
+        for s in summaries
+    ]
+    return _table(
+        ["method", "largest w_i", "per-bin mean n_i, lowest to highest", "mean abs surrogate"], rows
     )
