@@ -39,11 +39,6 @@ def run_vllm(run_dir: Path, cache_dir: Path) -> list[dict]:
     return read_metrics(run_dir / "metrics.jsonl")
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("base-model-cache")
-
-
 def test_vllm_rollouts_stay_on_the_trainers_policy(tmp_path: Path, cache_dir: Path) -> None:
     records = run_vllm(tmp_path, cache_dir)
     assert [r["step"] for r in records] == list(range(7))
