@@ -143,8 +143,9 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
     - preempted: `scancel --signal=USR2` at step ~30 of 100 (time limit 60 min, so submitit calls it a
       preemption): the job checkpoints that step, is requeued as the same job, resumes there and ends
       with the metrics of an uninterrupted run;
-    - timed out: a job too long for its 1-minute limit (signal_delay_s=45: SLURM's own SIGUSR2 comes
-      15-45 s after each start) checkpoints, is requeued once (max_num_timeout=1), resumes, is
+    - timed out: a job too long for its 1-minute limit (signal_delay_s=30: SLURM's own SIGUSR2 comes
+      30-60 s after each start, as slurmctld checks limits every ~30 s; with 45 it could come 15 s after
+      a start, and on loaded cores a job still importing then died of the unhandled signal) checkpoints, is requeued once (max_num_timeout=1), resumes, is
       signalled again and then fails the sweep ("timed-out too many times"); launched again into the
       same folder (here in-process, to step s + 10) it resumes from the last checkpoint and equals a
       straight run.
@@ -160,7 +161,7 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
             "policy.step_seconds=0.1",
             "seed=4",
             "hydra.launcher.timeout_min=1",
-            "hydra.launcher.signal_delay_s=45",
+            "hydra.launcher.signal_delay_s=30",
             "hydra.launcher.max_num_timeout=1",
         ],
         slurm_env,
@@ -179,7 +180,7 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
     records = without_times(read_metrics(run_dir / "metrics.jsonl"))
     assert records == reference(tmp_path, preempted_overrides)
 
-    output = finish(timed_out, timeout=180)
+    output = finish(timed_out, timeout=300)
     assert timed_out.returncode != 0 and "timed-out too many times" in output, output[-3000:]
     run_dir = tmp_path / "timed_out" / "0"
     log = (run_dir / "train.log").read_text()
