@@ -7,8 +7,9 @@ serving or the next training stage; the resume checkpoints (`checkpoints/`) stay
   earliest on a tie: the checkpoint the results tables call best), replaced at each new best.
 
 Each folder holds the model (config dtype bfloat16), its generation config, the tokenizer and
-`export.json` {step, metric, value}. It is written into `<name>.tmp` and moved into place, so the
-previous export stays whole until the new one is complete.
+`export.json` {step, metric, value}. It is written into `<name>.tmp`, then the previous export is
+renamed to `<name>.old.tmp` and the new one into place: a crash mid-write leaves the previous export
+whole (in its place, or for an instant between the two renames, under `.old.tmp`).
 """
 
 from __future__ import annotations
