@@ -6,7 +6,7 @@ cluster that does not start fails these tests, it never skips them. Every job is
 - a two-job sweep (seed=0,1) ends with each job's metrics equal to an in-process run;
 - a job preempted mid-run (`scancel --signal=USR2`, what SLURM sends `signal_delay_s` before a
   preemption) writes a checkpoint, is requeued by submitit, resumes, and ends with metrics.jsonl equal
-  to an uninterrupted run; a job past its 1-minute time limit (the same signal, from SLURM's timer)
+  to an uninterrupted run; a job past its 2-minute time limit (the same signal, from SLURM's timer)
   likewise, until its requeues are used up; launched again it finishes equal to a straight run;
 - a job cancelled with `scancel --signal=KILL` fails the sweep with submitit's message (no hang);
 - a job of 2 tasks gets ranks 0 and 1 of a world of 2 (gloo) from the SLURM environment.
@@ -143,9 +143,10 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
     - preempted: `scancel --signal=USR2` at step ~30 of 100 (time limit 60 min, so submitit calls it a
       preemption): the job checkpoints that step, is requeued as the same job, resumes there and ends
       with the metrics of an uninterrupted run;
-    - timed out: a job too long for its 1-minute limit (signal_delay_s=30: SLURM's own SIGUSR2 comes
-      30-60 s after each start, as slurmctld checks limits every ~30 s; with 45 it could come 15 s after
-      a start, and on loaded cores a job still importing then died of the unhandled signal) checkpoints, is requeued once (max_num_timeout=1), resumes, is
+    - timed out: a job too long for its 2-minute limit (signal_delay_s=60: SLURM's own SIGUSR2 comes
+      60-90 s after each start, as slurmctld checks limits every ~30 s; with a 1-minute limit it could
+      come 15-30 s after a start, and on loaded cores, 20 s into importing, a job died of the unhandled
+      signal or caught it before its loop began) checkpoints, is requeued once (max_num_timeout=1), resumes, is
       signalled again and then fails the sweep ("timed-out too many times"); launched again into the
       same folder (here in-process, to step s + 10) it resumes from the last checkpoint and equals a
       straight run.
@@ -160,8 +161,8 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
             "trainer.steps=100000",
             "policy.step_seconds=0.1",
             "seed=4",
-            "hydra.launcher.timeout_min=1",
-            "hydra.launcher.signal_delay_s=30",
+            "hydra.launcher.timeout_min=2",
+            "hydra.launcher.signal_delay_s=60",
             "hydra.launcher.max_num_timeout=1",
         ],
         slurm_env,
@@ -180,7 +181,7 @@ def test_preempted_and_timed_out_jobs_resume_to_the_same_metrics(
     records = without_times(read_metrics(run_dir / "metrics.jsonl"))
     assert records == reference(tmp_path, preempted_overrides)
 
-    output = finish(timed_out, timeout=300)
+    output = finish(timed_out, timeout=420)
     assert timed_out.returncode != 0 and "timed-out too many times" in output, output[-3000:]
     run_dir = tmp_path / "timed_out" / "0"
     log = (run_dir / "train.log").read_text()
