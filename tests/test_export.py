@@ -12,7 +12,17 @@ import torch
 from test_train_hf import run_hf
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
+from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.export import best_so_far, bf16_state, write_export
+
+TINY_SHAPE = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 64,
+}
 
 
 def test_best_so_far_skips_step_0_and_missing_evaluations() -> None:
@@ -32,6 +42,22 @@ def test_tied_names_share_one_bf16_copy() -> None:
     assert state["embed.weight"] is state["head.weight"]
     assert state["embed.weight"].dtype == torch.bfloat16
     assert torch.equal(state["embed.weight"], weight.to(torch.bfloat16))
+
+
+def test_transient_tensors_at_a_reused_address_keep_their_own_copies() -> None:
+    """ZeRO-3's gathered weights are copies freed one after the other (`gathered_parameters`): a later
+    copy can land at a freed one's address with the same shape, and must not be taken for a tied pair
+    (before the fix, o_proj of layer 0 was exported with another matrix's values)."""
+    model = build_tiny_qwen3(61, **TINY_SHAPE, seed=0)
+
+    def gathered():
+        for name, parameter in model.named_parameters():
+            full = parameter.detach().clone()
+            yield name, full
+
+    state = bf16_state(gathered())
+    for name, parameter in model.named_parameters():
+        assert torch.equal(state[name], parameter.detach().to(torch.bfloat16)), name
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,31 @@ def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
     assert engine.generate([], [], params).completion_token_ids == []
 
 
+def test_a_rollout_copy_follows_the_synced_weights_and_the_actor_engine_copies_nothing(tokenizer):
+    """Under ZeRO-3 the engine generates on a whole copy that `sync_weights` updates (tied head included);
+    on the actor itself the sync finds the actor's own tensors."""
+    actor = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=1, **TINY)
+    copy = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=2, **TINY)
+    engine = HFEngine(copy, tokenizer)
+    engine.sync_weights((name, p.detach()) for name, p in actor.named_parameters())  # tied head: one name
+    for name, tensor in actor.state_dict().items():
+        assert torch.equal(copy.state_dict()[name], tensor), name
+    assert copy.lm_head.weight.data_ptr() == copy.model.embed_tokens.weight.data_ptr()  # still tied
+    decoding = Decoding(temperature=0.0, max_new_tokens=6)
+    prompts = tokenize_prompts(tokenizer, PROMPTS)
+    assert (
+        engine.generate(prompts, [1] * 4, decoding).completion_token_ids
+        == HFEngine(actor, tokenizer).generate(prompts, [1] * 4, decoding).completion_token_ids
+    )
+    before = {name: tensor.clone() for name, tensor in actor.state_dict().items()}
+    HFEngine(actor, tokenizer).sync_weights(actor.state_dict().items())  # its own tensors: no copy
+    assert all(torch.equal(actor.state_dict()[name], tensor) for name, tensor in before.items())
+    with pytest.raises(KeyError, match="no tensor 'head.bias'"):
+        engine.sync_weights([("head.bias", torch.zeros(3))])
+    with pytest.raises(ValueError, match="lm_head.weight is"):
+        engine.sync_weights([("lm_head.weight", torch.zeros(1))])  # copy_ would broadcast it silently
+
+
 def test_completions_stop_at_eos_without_padding(model, tokenizer):
     engine = HFEngine(model, tokenizer, batch_size=16)
     params = Decoding(temperature=1.0, max_new_tokens=40)

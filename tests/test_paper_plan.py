@@ -138,8 +138,9 @@ def test_broken_plans_fail_the_dry_run(tmp_path: Path) -> None:
     }
     with pytest.raises(MissingConfigException, match="nope"):
         paper_grid.main(["--plan", str(_write_plan(tmp_path / "a.yaml", methods=broken)), *argv])
-    zero3 = _write_plan(tmp_path / "b.yaml", common=["trainer.backend=deepspeed", "deepspeed=zero3"])
-    with pytest.raises(ConfigError, match="ZeRO-3"):
+    common = ["trainer.backend=deepspeed", "deepspeed=zero3", "policy.engine=vllm"]
+    zero3 = _write_plan(tmp_path / "b.yaml", common=common)
+    with pytest.raises(ConfigError, match="policy.engine=vllm with deepspeed=zero3"):
         paper_grid.main(["--plan", str(zero3), *argv])
     wrong = {**methods, "grpo": {"name": "GRPO", "overrides": ["experiment=paper_4b_grpo"]}}
     with pytest.raises(ValueError, match="trains model 'qwen3_4b', the scale's is 'qwen3_1.7b'"):

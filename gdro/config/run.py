@@ -136,11 +136,11 @@ def _check_combinations(run: RunConfig) -> None:
                 "trainer.backend=deepspeed trains a model; policy=sim has none: use trainer.backend=torch"
             )
         return
-    if run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3:
+    if run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3 and run.policy.engine == "vllm":
         raise ConfigError(
-            "deepspeed=zero3 in train.py: transformers generate on ZeRO-3 shards would gather the weights in "
-            "every decoding step, and the vLLM engine across ranks is not wired yet; use deepspeed=zero2 "
-            "(the ZeRO-3 actor itself is tested: tests/test_deepspeed.py)"
+            "policy.engine=vllm with deepspeed=zero3: the vLLM engine runs in one process for now, and it "
+            "is built from the actor's whole weights; use policy.engine=hf (each rank generates on a whole "
+            "copy that follows the ZeRO-3 actor) or deepspeed=zero2"
         )
     synthetic = isinstance(run.dataset, SyntheticDatasetConfig)
     if isinstance(run.model, TinyModelConfig) and not synthetic:

@@ -19,9 +19,11 @@ from gdro.engines.base import Decoding, Generations
 class HFEngine:
     """Samples completions with `model.generate` in chunks of at most `batch_size` sequences.
 
-    It generates from the actor's own module (same process, same parameters), so `sync_weights` has
-    nothing to copy and `sleep` / `wake` have no memory to release: the protocol's other engines need them.
-    Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it.
+    It generates from the actor's own module (same process, same parameters: `sync_weights` finds the
+    actor's own tensors and copies nothing), or from a whole copy of it when the actor is partitioned
+    (ZeRO-3), which `sync_weights` then updates. `sleep` / `wake` have no memory to release: the
+    protocol's other engines need them. Sampling draws from torch's global RNG, so the caller seeds (and
+    checkpoints) it.
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 256):
@@ -98,8 +100,20 @@ class HFEngine:
             reasons.append("length" if end is None else "stop")
         return completions, reasons
 
+    @torch.no_grad()
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Nothing to copy: generation runs on the actor's own parameters."""
+        """Copy each named tensor into the model's tensor of that name, unless it is that very tensor (the
+        engine generates on the actor); names a tied head shares are updated through the shared tensor."""
+        own = self.model.state_dict()
+        for name, tensor in named_tensors:
+            if name not in own:
+                raise KeyError(f"sync_weights: the engine's model has no tensor {name!r}")
+            if own[name].shape != tensor.shape:
+                raise ValueError(
+                    f"sync_weights: {name} is {tuple(tensor.shape)}, not {tuple(own[name].shape)}"
+                )
+            if own[name].data_ptr() != tensor.data_ptr():
+                own[name].copy_(tensor)
 
     def sleep(self) -> None:
         """Nothing to release (no separate weights or KV cache)."""

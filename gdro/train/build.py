@@ -37,7 +37,8 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
     """The simulator, or the warm-started tiny Qwen3 (trained into the cache the first time) on the task.
 
     With several ranks: rank 0 builds the cached base model first (the others wait, then load it),
-    and `trainer.backend=deepspeed` wraps the actor in a ZeRO engine (`conf/deepspeed/`)."""
+    and `trainer.backend=deepspeed` wraps the actor in a ZeRO engine (`conf/deepspeed/`). Under ZeRO-3 the
+    actor loads partitioned and the hf engine generates on a whole copy that follows it."""
     world = world if world is not None else World()
     if world.distributed and (
         not isinstance(run.policy, HFPolicyConfig) or run.trainer.backend != "deepspeed"
@@ -70,12 +71,21 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
 
     if world.distributed and not world.is_main:
         world.barrier()  # rank 0 builds (or finds) the cached base model first
-    model, tokenizer, load_model = _policy_model(run)
+    load_model = _model_loader(run)
     if world.distributed and world.is_main:
         world.barrier()
+    deepspeed_config = None
+    if run.trainer.backend == "deepspeed":
+        from gdro.train.deepspeed_engine import engine_config, partitioned_loading
+
+        deepspeed_config = engine_config(run.deepspeed, run.trainer, on_gpu=_on_gpu(run))
+        with partitioned_loading(deepspeed_config):  # ZeRO-3: each rank loads its shards only
+            model, tokenizer = load_model()
+    else:
+        model, tokenizer = load_model()
     reference = None
     if run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
-        reference = load_model().eval().requires_grad_(False)
+        reference = load_model()[0].eval().requires_grad_(False)
     stops: tuple[int, ...] = ()
     if isinstance(run.model, PretrainedModelConfig):
         from gdro.models.pretrained import stop_token_ids
@@ -86,13 +96,19 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
         from gdro.engines.vllm import VLLMEngine
 
         engine = VLLMEngine.from_actor(model, tokenizer, run.policy.vllm, seed=run.seed)
-    backend = None
-    if run.trainer.backend == "deepspeed":
-        from gdro.train.backends import DeepSpeedBackend
-        from gdro.train.deepspeed_engine import engine_config, initialize
+    elif run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3:
+        from gdro.engines.hf import HFEngine
 
-        on_gpu = model.device.type == "cuda"
-        deepspeed_engine = initialize(model, engine_config(run.deepspeed, run.trainer, on_gpu))
+        # generate on ZeRO-3 shards would gather every layer at every decoding step; instead a whole copy
+        # generates, following the actor after each update like vLLM's (HFPolicy syncs it at the start)
+        rollout_model = load_model()[0].eval().requires_grad_(False)
+        engine = HFEngine(rollout_model, tokenizer, run.policy.generation_batch_size)
+    backend = None
+    if deepspeed_config is not None:
+        from gdro.train.backends import DeepSpeedBackend
+        from gdro.train.deepspeed_engine import initialize
+
+        deepspeed_engine = initialize(model, deepspeed_config)
         backend = DeepSpeedBackend(deepspeed_engine, world.size)
         model = deepspeed_engine.module
     return HFPolicy(
@@ -110,10 +126,18 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
     )
 
 
-def _policy_model(
-    run: RunConfig,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Callable[[], PreTrainedModel]]:
-    """The trainable model, its tokenizer, and a loader of another copy of the initial weights (the reference)."""
+def _on_gpu(run: RunConfig) -> bool:
+    """Whether the actor trains on a GPU (the tiny model always runs on the CPU)."""
+    if isinstance(run.model, TinyModelConfig):
+        return False
+    from gdro.models.pretrained import resolve_device
+
+    return resolve_device(run.model.device).type == "cuda"
+
+
+def _model_loader(run: RunConfig) -> Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerBase]]:
+    """A loader of the run's initial weights and tokenizer: the actor, the reference and any rollout copy
+    each call it. For the tiny model the cached base model is built here the first time."""
     if isinstance(run.model, TinyModelConfig):
         from gdro.models.base_model import ensure_base_model, load_base_model
 
@@ -122,12 +146,9 @@ def _policy_model(
             Path(run.cache_dir), task, run.model.architecture(), run.model.warm_start, device="cpu"
         )
         log.info("base model: %s", base)
-        model, tokenizer = load_base_model(base)
-        return model, tokenizer, lambda: load_base_model(base)[0]
+        return lambda: load_base_model(base)
     from gdro.models.pretrained import build_random_ascii, load_pretrained
 
     if isinstance(run.model, RandomModelConfig):
-        model, tokenizer = build_random_ascii(run.model)
-        return model, tokenizer, lambda: build_random_ascii(run.model)[0]
-    model, tokenizer = load_pretrained(run.model)
-    return model, tokenizer, lambda: load_pretrained(run.model)[0]
+        return lambda: build_random_ascii(run.model)
+    return lambda: load_pretrained(run.model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,19 @@ def best_so_far(records: Iterable[Mapping[str, Any]], key: str) -> float | None:
 
 
 def bf16_state(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """name -> CPU bfloat16 copy; names that share one tensor (a tied output head) share the copy."""
-    copies: dict[tuple[int, tuple[int, ...], tuple[int, ...]], torch.Tensor] = {}
+    """name -> CPU bfloat16 copy; names that share one tensor (a tied output head) share the copy.
+
+    Sharing is told by storage address while the first tensor is still alive: a stream of transient
+    tensors (ZeRO-3's gathered copies, freed one by one) reuses addresses, and equal shapes there are
+    different weights."""
+    copies: dict[tuple[int, tuple[int, ...], tuple[int, ...]], tuple[weakref.ref, torch.Tensor]] = {}
     state = {}
     for name, tensor in named_tensors:
         key = (tensor.data_ptr() if tensor.numel() else id(tensor), tuple(tensor.shape), tensor.stride())
-        if key not in copies:
-            copies[key] = tensor.detach().to("cpu", EXPORT_DTYPE)
-        state[name] = copies[key]
+        seen = copies.get(key)
+        if seen is None or seen[0]() is None:  # a new tensor, or a freed one's address reused
+            seen = copies[key] = (weakref.ref(tensor), tensor.detach().to("cpu", EXPORT_DTYPE))
+        state[name] = seen[1]
     return state
 
 

@@ -12,7 +12,8 @@ Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `train
      (`trainer.rollout_is`, `gdro.core.rollout_correction`) and rollout/logprob_diff is logged;
   5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
      and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
-     at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included);
+     at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included;
+     under ZeRO-3 gathered one parameter at a time, every rank taking part);
   6. outcome: correct counts, tokens per prompt and the per-prompt surrogate signal l(x_i) = mean over
      x_i's responses of the token-averaged clipped loss with UNweighted advantages and no dual clip (as
      the authors' patch computes it), averaged over epochs. On the first mini-batch the ratio is exactly
@@ -27,6 +28,7 @@ not rank 0's alone).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ from gdro.engines.hf import HFEngine
 from gdro.engines.vllm import full_state
 from gdro.train.actor import Actor, ActorConfig, ActorStats
 from gdro.train.backends import DeepSpeedBackend, TrainingBackend
+from gdro.train.deepspeed_engine import gathered_parameters
 from gdro.train.distributed import World
 from gdro.train.evaluator import Evaluator
 from gdro.train.export import bf16_state, write_export
@@ -85,6 +88,8 @@ class HFPolicy:
         self.engine = engine if engine is not None else HFEngine(model, tokenizer, generation_batch_size)
         self.world = world if world is not None else World()
         self.deepspeed = backend.engine if isinstance(backend, DeepSpeedBackend) else None
+        # ZeRO-3: each rank holds shards of the actor, so the engine generates on a whole copy of its own
+        self.partitioned = isinstance(backend, DeepSpeedBackend) and backend.partitions_parameters
         self.optimizer = (
             self.deepspeed.optimizer
             if self.deepspeed is not None
@@ -108,6 +113,8 @@ class HFPolicy:
         self.evaluator = Evaluator(
             self.engine, task.eval_sets, settings.eval_samples, samplings, world=self.world
         )
+        if self.partitioned:  # the copy starts from the actor's weights, whatever it was loaded from
+            self.engine.sync_weights(self._actor_weights())
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """Generate, reward and update on the plan's prompts; see the module docstring."""
@@ -169,7 +176,7 @@ class HFPolicy:
                 )
                 signal[rows] += update.surrogate_per_row
                 stats.append(update)
-        self.engine.sync_weights(full_state(self.model))
+        self.engine.sync_weights(self._actor_weights())
         step_lr = float(self.scheduler.get_last_lr()[0])  # the rate this step's updates used
         self.scheduler.step()
         # 6. outcome, per prompt summed over ranks (each prompt's rollouts live on one rank)
@@ -268,7 +275,7 @@ class HFPolicy:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.engine.sync_weights(full_state(self.model))
+        self.engine.sync_weights(self._actor_weights())
 
     def close(self) -> None:
         """Stop the rewards' worker processes."""
@@ -276,7 +283,19 @@ class HFPolicy:
 
     def export(self, directory: Path, metadata: dict[str, Any]) -> None:
         """The weights in bfloat16 with the tokenizer, `save_pretrained` style (`gdro.train.export`);
-        rank 0 writes (under ZeRO-2 every rank holds the whole parameters; train.py refuses ZeRO-3,
-        whose export would gather them: `gdro.train.deepspeed_engine.gathered_parameters`)."""
-        if self.world.is_main:
-            write_export(self.model, self.tokenizer, bf16_state(full_state(self.model)), directory, metadata)
+        rank 0 writes (under ZeRO-3 every rank takes part in gathering them)."""
+        if not self.world.is_main:
+            if self.partitioned:
+                for _ in self._actor_weights():  # this rank's part in each gather
+                    pass
+            return
+        state = bf16_state(self._actor_weights())
+        write_export(self.model, self.tokenizer, state, directory, metadata)
+
+    def _actor_weights(self) -> Iterable[tuple[str, torch.Tensor]]:
+        """The actor's whole weights by name: under ZeRO-3 gathered one parameter at a time (a collective:
+        every rank must consume them all; a tied head appears once, under its parameter's name), else
+        the module's own tensors under every name, tied head included."""
+        if self.partitioned:
+            return gathered_parameters(self.model)
+        return full_state(self.model)

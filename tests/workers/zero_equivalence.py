@@ -1,12 +1,15 @@
 """Run under `torchrun --nproc_per_node=2`: the DeepSpeed actor on two ranks with uneven rows against a
 single-process actor on the union of the rows. Rank 0 writes a JSON report to argv[2].
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 zero_equivalence.py STAGE OUT.json CKPT_DIR
+    python -m torch.distributed.run --standalone --nproc_per_node=2 zero_equivalence.py OUT_DIR
 
+For ZeRO-2, then ZeRO-3 (one launch: the start-up is paid once), rank 0 writes OUT_DIR/zero{2,3}.json.
 For every loss_agg mode: 3 PPO updates (rank 0 holds rows 0-2, rank 1 rows 3-9, cut into micro-batches
 of different counts per rank), then the pre-clip gradient norms of each update and the gathered
 parameters are compared with the reference; under ZeRO-3 the local shards' sizes show partitioning.
 Then a resume: 2 updates, save_checkpoint, a fresh engine, load_checkpoint, 1 update, against 3 straight.
+Under ZeRO-3 also `partitioned_loading`: `from_pretrained` of a saved model leaves each rank only its
+shards, which gather back to the saved weights.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM
 
 from gdro.config.deepspeed import DeepSpeedConfig
 from gdro.config.trainer import TrainerConfig
@@ -24,7 +28,7 @@ from gdro.core.grpo import LOSS_AGGREGATIONS
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import Actor, ActorConfig
 from gdro.train.backends import DeepSpeedBackend
-from gdro.train.deepspeed_engine import engine_config, gathered_parameters, initialize
+from gdro.train.deepspeed_engine import engine_config, gathered_parameters, initialize, partitioned_loading
 from gdro.train.distributed import World
 
 VOCAB = 61
@@ -116,10 +120,40 @@ def digest(parameters: dict[str, torch.Tensor]) -> str:
     return hasher.hexdigest()
 
 
-def main(stage: int, out: Path, checkpoints: Path) -> None:
+def partitioned_load(stage: int, world: World, folder: Path) -> dict[str, object]:
+    """A saved tiny model loaded inside `partitioned_loading`: elements held here, and the gathered digest
+    against the saved weights'."""
+    saved = build_tiny_qwen3(VOCAB, **SHAPE, seed=0)
+    if world.is_main:
+        saved.save_pretrained(folder)
+    world.barrier()
+    ds = DeepSpeedConfig(name=f"zero{stage}", stage=stage, param_persistence_threshold=0)
+    with partitioned_loading(engine_config(ds, SETTINGS, on_gpu=False)):
+        loaded = AutoModelForCausalLM.from_pretrained(folder)
+    after = AutoModelForCausalLM.from_pretrained(folder)  # after the context: whole again
+    return {
+        "local_elements": sum(p.numel() for p in loaded.parameters()),
+        "full_elements": sum(p.numel() for p in saved.parameters()),
+        "digest": digest(dict(gathered_parameters(loaded))),
+        "saved_digest": digest({name: p.detach() for name, p in saved.named_parameters()}),
+        "elements_after": sum(p.numel() for p in after.parameters()),
+    }
+
+
+def main(out_dir: Path) -> None:
     world = World.from_env()
-    torch.manual_seed(0)
     torch.set_num_threads(1)
+    for stage in (2, 3):
+        report = stage_report(stage, world, out_dir / f"zero{stage}-checkpoints")
+        if stage == 3:
+            report["partitioned_loading"] = partitioned_load(stage, world, out_dir / "saved-model")
+        if world.is_main:
+            (out_dir / f"zero{stage}.json").write_text(json.dumps(report, indent=1))
+
+
+def stage_report(stage: int, world: World, checkpoints: Path) -> dict[str, object]:
+    """Equivalence, the unscaled control and resume at one ZeRO stage."""
+    torch.manual_seed(0)
     inputs = ppo_inputs()
     report: dict[str, object] = {"stage": stage, "world": world.size, "modes": {}}
     for loss_agg in LOSS_AGGREGATIONS:
@@ -157,9 +191,8 @@ def main(stage: int, out: Path, checkpoints: Path) -> None:
             dict(gathered_parameters(engine.module)), straight_parameters
         ),
     }
-    if world.is_main:
-        out.write_text(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    main(Path(sys.argv[1]))
