@@ -155,7 +155,7 @@ LEARNING = [
     "allocator.n_max=16",
     "trainer.max_new_tokens=16",
     "trainer.eval_samples=2",
-    "trainer.lr=0.001",
+    "trainer.lr=0.0005",
     "trainer.warmup_steps=0",
     "trainer.ppo_mini_batches=1",
     "trainer.steps=40",
@@ -165,38 +165,27 @@ LEARNING_SEEDS = (0, 1, 2)
 MIN_MEAN_GAIN = 0.1
 
 
-def _success_first_and_last(
-    run_dir: Path, cache_dir: Path, seed: int, extra: Sequence[str] = ()
-) -> tuple[float, float]:
-    """Mean rollout success rate over the first 5 and the last 5 of 40 steps (`extra`: more overrides)."""
-    config = compose_config([*LEARNING, f"cache_dir={cache_dir}", f"seed={seed}", *extra])
-    train(parse_run_config(config), run_dir, config, progress=False)
-    rates = [r["pass/rollout_rate"] for r in read_metrics(run_dir / "metrics.jsonl")[1:]]
-    return sum(rates[:5]) / 5, sum(rates[-5:]) / 5
-
-
-def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cache_dir: Path) -> None:
-    """8 short-chain prompts x 8 rollouts, 40 GRPO steps from a weak base model, 3 seeds.
-
-    One seed is too noisy to judge: a seed whose first rollouts almost never succeed can stay stuck
-    within 40 steps. Measured with dual clip, the k3 clamp and evaluation on its own RNG stream, success
-    rate of steps 1-5 -> steps 36-40 gained +0.31, -0.03 and +0.60 for seeds 0, 1, 2 (mean +0.29); the
-    sign-flipped control below loses on every seed. So: a majority of seeds gain, and the mean gain is
-    at least 0.1.
-    """
+def learning_gains(run_root: Path, cache_dir: Path, extra: Sequence[str] = ()) -> list[float]:
+    """Per seed of LEARNING_SEEDS: the mean rollout success rate over the last 5 of 40 steps minus that
+    over the first 5 (`extra`: more overrides, e.g. the engine)."""
     gains = []
     for seed in LEARNING_SEEDS:
-        first, last = _success_first_and_last(tmp_path / f"seed{seed}", cache_dir, seed)
-        gains.append(last - first)
+        run_dir = run_root / f"seed{seed}"
+        config = compose_config([*LEARNING, f"cache_dir={cache_dir}", f"seed={seed}", *extra])
+        train(parse_run_config(config), run_dir, config, progress=False)
+        rates = [r["pass/rollout_rate"] for r in read_metrics(run_dir / "metrics.jsonl")[1:]]
+        gains.append(sum(rates[-5:]) / 5 - sum(rates[:5]) / 5)
+    return gains
+
+
+def assert_learned(gains: list[float]) -> None:
+    """A majority of seeds gain, and the mean gain is at least MIN_MEAN_GAIN."""
     assert sum(gain > 0 for gain in gains) >= 2, gains
     assert sum(gains) / len(gains) >= MIN_MEAN_GAIN, gains
 
 
-def test_the_learning_test_fails_when_the_update_sign_is_flipped(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The same runs with negated advantages in the PPO loss (measured: success 0.022 -> 0.0,
-    0.028 -> 0.0, 0.025 -> 0.0)."""
+def flip_the_update_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negate the advantages in the PPO loss: the control every learning test must fail."""
     from gdro.train import actor
 
     surrogate = actor.clipped_surrogate_loss
@@ -205,8 +194,25 @@ def test_the_learning_test_fails_when_the_update_sign_is_flipped(
         return surrogate(logprobs, old_logprobs, -advantages, **kwargs)
 
     monkeypatch.setattr(actor, "clipped_surrogate_loss", flipped)
-    gains = []
-    for seed in LEARNING_SEEDS:
-        first, last = _success_first_and_last(tmp_path / f"seed{seed}", cache_dir, seed)
-        gains.append(last - first)
+
+
+def test_grpo_raises_the_success_rate_on_a_small_prompt_set(tmp_path: Path, cache_dir: Path) -> None:
+    """8 short-chain prompts x 8 rollouts, 40 GRPO steps from a weak base model, 3 seeds.
+
+    One seed is too noisy to judge, and the rate matters: at lr 1e-3, 2 of 6 seeds collapsed (KL to the
+    reference above 2, most rollouts cut at max_new_tokens, no reward by the end; the vLLM engine's
+    streams collapsed 2 of 3). At lr 5e-4 the success rate of steps 1-5 -> steps 36-40 gained +0.35,
+    +0.45, +0.50, +0.23, +0.28 and +0.28 on seeds 0-5, and the sign-flipped control below lost on every
+    seed. So: a majority of seeds gain, and the mean gain is at least 0.1.
+    """
+    assert_learned(learning_gains(tmp_path, cache_dir))
+
+
+def test_the_learning_test_fails_when_the_update_sign_is_flipped(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same runs with negated advantages in the PPO loss (measured at lr 5e-4: success 0.009 -> 0.0,
+    0.022 -> 0.0, 0.025 -> 0.0)."""
+    flip_the_update_sign(monkeypatch)
+    gains = learning_gains(tmp_path, cache_dir)
     assert max(gains) < 0, gains
