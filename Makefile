@@ -41,7 +41,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # Beside the main tests run the vLLM environment's build (about 3.5 min from nothing) followed by the vLLM
-# tests (about 3 min alone, one thread; 2 of them are the learning test and its control), and the SLURM
+# tests (about 3.5 min alone, one thread: the learning test and a 2-rank run among them), and the SLURM
 # tests (about 4 min, mostly waiting on SLURM's timers);
 # their output goes to .cache/ and is printed after the main suite.
 test: lint

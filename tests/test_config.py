@@ -93,10 +93,6 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
         (["trainer.ppo_mini_batches=100"], "trainer.ppo_mini_batches=100 exceeds"),
         (["logger.mode=cloud"], "logger.mode='cloud'"),
         (["trainer.backend=gpu"], "trainer.backend='gpu': use 'torch' or 'deepspeed'"),
-        (
-            ["trainer.backend=deepspeed", "deepspeed=zero3", "policy.engine=vllm"],
-            "policy.engine=vllm with deepspeed=zero3",
-        ),
         (["policy=sim", "trainer.backend=deepspeed"], "policy=sim has none: use trainer.backend=torch"),
         (["deepspeed.stage=1"], "deepspeed.stage=1: use 2"),
         (["model.num_attention_heads=3"], "model.hidden_size must be a multiple"),

@@ -3,7 +3,7 @@ rollouts and follows the actor's updates. The health signal is `rollout/logprob_
 |log pi_trainer - log pi_vLLM| per token of the step's rollouts: it stays at rounding level while the
 weights are synced after every update, and grows once the engine keeps the initial weights (the
 control, which this test must tell apart). And with vLLM's rollouts GRPO learns: the learning test of
-test_train_hf.py, same config and thresholds, with its sign-flipped control.
+test_train_hf.py, same config and thresholds.
 
 Runs in .venv-vllm (`make test` builds it).
 """
@@ -11,11 +11,13 @@ Runs in .venv-vllm (`make test` builds it).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conf_helpers import compose_config
-from test_train_hf import LEARNING, assert_learned, flip_the_update_sign, learning_gains
+from conf_helpers import CONF_DIR, compose_config
+from test_train_hf import LEARNING, assert_learned, learning_gains
 
 from gdro.config import parse_run_config
 from gdro.train.loop import train
@@ -35,8 +37,13 @@ def run_vllm(run_dir: Path, cache_dir: Path) -> list[dict]:
     return read_metrics(run_dir / "metrics.jsonl")
 
 
-def test_vllm_rollouts_stay_on_the_trainers_policy(tmp_path: Path, cache_dir: Path) -> None:
-    records = run_vllm(tmp_path, cache_dir)
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> list[dict]:
+    return run_vllm(tmp_path_factory.mktemp("vllm") / "run", cache_dir)
+
+
+def test_vllm_rollouts_stay_on_the_trainers_policy(one_process: list[dict]) -> None:
+    records = one_process
     assert [r["step"] for r in records] == list(range(7))
     assert max(r["pass/rollout_rate"] for r in records[1:]) > 0  # some reward: the weights move
     for record in records[1:]:
@@ -44,6 +51,43 @@ def test_vllm_rollouts_stay_on_the_trainers_policy(tmp_path: Path, cache_dir: Pa
         assert record["rollout/logprob_diff"] < 1e-4, record["rollout/logprob_diff"]
         assert record["rollout_is/mean"] == pytest.approx(1.0, abs=1e-3)
     assert "eval/pass@2" in records[6]
+
+
+def test_two_ranks_with_an_engine_each_train_as_one_process(
+    one_process: list[dict], tmp_path: Path, cache_dir: Path
+) -> None:
+    """`torchrun --nproc_per_node=2 train.py policy.engine=vllm trainer.backend=deepspeed deepspeed=zero3`:
+    one vLLM engine per rank (external_launcher), each built from a whole copy of the initial weights and
+    synced from the partitioned actor's gathered parameters, each sampling its own prompt groups with the
+    per-prompt seeds. The rollouts, rewards and curriculum are those of one process; the losses agree to
+    float32 reduction order (evaluation draws its seeds per rank, so it differs)."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train.py",
+    ]
+    settings = ["trainer.backend=deepspeed", "deepspeed=zero3", "trainer.torch_threads=1"]
+    result = subprocess.run(
+        [*command, *VLLM, *settings, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}"],
+        cwd=CONF_DIR.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(7))
+    for expected, got in zip(one_process[1:], records[1:], strict=True):
+        assert got["rollout/logprob_diff"] < 1e-4  # every rank's engine follows the actor
+        for key, value in expected.items():
+            if key.startswith(("loss/", "signal/", "rollout_is/", "rollout/logprob_diff")):
+                assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+            elif not key.startswith(("time/", "eval")):
+                assert got[key] == value, key
+    assert (tmp_path / "hf" / "final" / "model.safetensors").is_file()
 
 
 def test_without_the_weight_sync_the_drift_shows(
@@ -67,14 +111,8 @@ def test_without_the_weight_sync_the_drift_shows(
 
 def test_grpo_on_vllm_rollouts_raises_the_success_rate(tmp_path: Path, cache_dir: Path) -> None:
     """Measured: success of steps 1-5 -> 36-40 gained +0.50, +0.63 and +0.55 on seeds 0-2 (at lr 1e-3,
-    the HF test's old rate, seeds 1 and 2 collapsed: -0.06, -0.04)."""
+    the HF test's old rate, seeds 1 and 2 collapsed: -0.06, -0.04). The sign-flipped control
+    (`flip_the_update_sign`) runs in the main suite on the transformers engine; on vLLM's rollouts it lost
+    on every seed when run (0.022 -> 0.003, 0.037 -> 0.003, 0.022 -> 0.0) and is left out of `make test`,
+    whose vLLM branch would then outlast the main suite (it took 12 min beside it)."""
     assert_learned(learning_gains(tmp_path, cache_dir, ENGINE))
-
-
-def test_the_vllm_learning_test_fails_when_the_update_sign_is_flipped(
-    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Measured: success 0.022 -> 0.003, 0.037 -> 0.003, 0.022 -> 0.0."""
-    flip_the_update_sign(monkeypatch)
-    gains = learning_gains(tmp_path, cache_dir, ENGINE)
-    assert max(gains) < 0, gains

@@ -136,12 +136,6 @@ def _check_combinations(run: RunConfig) -> None:
                 "trainer.backend=deepspeed trains a model; policy=sim has none: use trainer.backend=torch"
             )
         return
-    if run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3 and run.policy.engine == "vllm":
-        raise ConfigError(
-            "policy.engine=vllm with deepspeed=zero3: the vLLM engine runs in one process for now, and it "
-            "is built from the actor's whole weights; use policy.engine=hf (each rank generates on a whole "
-            "copy that follows the ZeRO-3 actor) or deepspeed=zero2"
-        )
     synthetic = isinstance(run.dataset, SyntheticDatasetConfig)
     if isinstance(run.model, TinyModelConfig) and not synthetic:
         raise ConfigError(

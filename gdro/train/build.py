@@ -38,7 +38,8 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
 
     With several ranks: rank 0 builds the cached base model first (the others wait, then load it),
     and `trainer.backend=deepspeed` wraps the actor in a ZeRO engine (`conf/deepspeed/`). Under ZeRO-3 the
-    actor loads partitioned and the hf engine generates on a whole copy that follows it."""
+    actor loads partitioned and the engine (hf or vLLM, one per rank) generates on whole weights of its own
+    that follow it."""
     world = world if world is not None else World()
     if world.distributed and (
         not isinstance(run.policy, HFPolicyConfig) or run.trainer.backend != "deepspeed"
@@ -46,11 +47,6 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
         raise ValueError(
             f"{world.size} ranks need policy=hf with trainer.backend=deepspeed (the simulator and the torch "
             "backend run in one process): add trainer.backend=deepspeed or launch without torchrun"
-        )
-    if world.distributed and run.policy.engine == "vllm":
-        raise ValueError(
-            "policy.engine=vllm runs in one process for now (one engine per rank is not tested): "
-            "launch without torchrun, or use policy.engine=hf with trainer.backend=deepspeed"
         )
     if not isinstance(run.policy, HFPolicyConfig):
         p = run.policy
@@ -92,15 +88,18 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
     engine = None  # HFPolicy's default: transformers generate on the actor
-    if run.policy.engine == "vllm":  # vLLM is imported only here
+    # ZeRO-3 shards the actor: the engine gets whole weights of its own (HFPolicy syncs them at the start);
+    # transformers generate on shards would gather every layer at every decoded token
+    partitioned = run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3
+    if run.policy.engine == "vllm":  # vLLM is imported only here; one engine per rank
         from gdro.engines.vllm import VLLMEngine
 
-        engine = VLLMEngine.from_actor(model, tokenizer, run.policy.vllm, seed=run.seed)
-    elif run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3:
+        source = load_model()[0] if partitioned else model
+        engine = VLLMEngine.from_actor(source, tokenizer, run.policy.vllm, seed=run.seed)
+        del source
+    elif partitioned:
         from gdro.engines.hf import HFEngine
 
-        # generate on ZeRO-3 shards would gather every layer at every decoding step; instead a whole copy
-        # generates, following the actor after each update like vLLM's (HFPolicy syncs it at the start)
         rollout_model = load_model()[0].eval().requires_grad_(False)
         engine = HFEngine(rollout_model, tokenizer, run.policy.generation_batch_size)
     backend = None

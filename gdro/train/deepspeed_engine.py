@@ -119,13 +119,19 @@ def set_learning_rate(engine: Any, lr: float) -> None:
 
 
 def gathered_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, full tensor) of every parameter, one at a time; under ZeRO-3 each is gathered from its
-    shards (every rank must iterate, in the same order: the gather is a collective) and copied out."""
+    """(name, full tensor) of every parameter under every name it has (a tied output head also as
+    `lm_head.weight`, one tensor for both names: vLLM keeps the old head when its name is missing), one
+    parameter at a time; under ZeRO-3 each is gathered from its shards (every rank must iterate, in the
+    same order: the gather is a collective) and copied out."""
     deepspeed = deepspeed_module()
-    for name, parameter in model.named_parameters():
+    names: dict[torch.nn.Parameter, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(parameter, []).append(name)
+    for parameter, aliases in names.items():
         if hasattr(parameter, "ds_id"):
             with deepspeed.zero.GatheredParameters([parameter]):
                 full = parameter.detach().clone()
         else:
             full = parameter.detach().clone()
-        yield name, full  # outside the gather: the caller may gather or communicate itself
+        for name in aliases:  # outside the gather: the caller may gather or communicate itself
+            yield name, full

@@ -188,17 +188,27 @@ class HFPolicy:
         )
         correct, tokens_per_prompt = correct.astype(np.int64), tokens_per_prompt.astype(np.int64)
         surrogate = signal_sum / np.maximum(plan.rollouts_per_prompt, 1)
-        metrics: dict[str, float | None] = {
+        # each rank's losses and clipped-token counts are its share of the mini-batch's global aggregate
+        # (global denominators), so they add up over ranks; so do timeouts and truncated rollouts
+        shares = {
             "loss/total": float(np.mean([u.loss for u in stats])),
             "loss/policy": float(np.mean([u.policy_loss for u in stats])),
             "loss/kl": float(np.mean([u.kl_loss for u in stats])),
             "loss/clip_fraction": float(np.mean([u.clip_fraction for u in stats])),
             "loss/dual_clip_fraction": float(np.mean([u.dual_clip_fraction for u in stats])),
-            "loss/grad_norm": float(np.mean([u.grad_norm for u in stats])),
-            "loss/microbatches": float(np.mean([u.microbatches for u in stats])),
-            "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
             "reward/timeouts": float(self.task.reward.timeouts),
-            "rollout/truncation_rate": generations.truncation_rate,
+        }
+        truncated = sum(reason == "length" for reason in generations.finish_reasons)
+        *summed, truncated, rollouts = self.world.sum(
+            [*shares.values(), truncated, len(generations.finish_reasons)]
+        )
+        metrics: dict[str, float | None] = {
+            **dict(zip(shares, summed, strict=True)),
+            # the same on every rank: the global norm, this step's rate, the whole batch's signal
+            "loss/grad_norm": float(np.mean([u.grad_norm for u in stats])),
+            "loss/microbatches": float(np.mean([u.microbatches for u in stats])),  # per rank
+            "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
+            "rollout/truncation_rate": truncated / max(rollouts, 1),
             "optim/lr": step_lr,
             **correction,
         }
@@ -238,7 +248,27 @@ class HFPolicy:
         weights, metrics = rollout_is_weights(
             trainer, sampler, mask, self.settings.rollout_is, self.settings.rollout_is_cap
         )
-        return [weights[part] for part in minibatches], metrics
+        tokens = float(mask.sum())
+        units = float((mask.sum(dim=1) > 0).sum()) if self.settings.rollout_is == "sequence" else tokens
+        return [weights[part] for part in minibatches], self._pooled_correction(metrics, tokens, units)
+
+    def _pooled_correction(self, metrics: dict[str, float], tokens: float, units: float) -> dict[str, float]:
+        """The ranks' rollout-correction statistics as one process over all their rollouts would give them:
+        logprob_diff weighted by tokens, the IS mean and capped fraction by weighted units (tokens, or
+        sequences for "sequence"), the largest weight of any rank that has one."""
+        if not self.world.distributed:
+            return metrics
+        ranks = self.world.gather((metrics, tokens, units))
+        all_tokens = max(sum(t for _, t, _ in ranks), 1.0)
+        all_units = max(sum(u for _, _, u in ranks), 1.0)
+        pooled = {
+            "rollout/logprob_diff": sum(m["rollout/logprob_diff"] * t for m, t, _ in ranks) / all_tokens
+        }
+        if "rollout_is/mean" in metrics:
+            for key in ("rollout_is/mean", "rollout_is/capped"):
+                pooled[key] = sum(m[key] * u for m, _, u in ranks) / all_units
+            pooled["rollout_is/max"] = max((m["rollout_is/max"] for m, _, u in ranks if u > 0), default=1.0)
+        return pooled
 
     def evaluate(self) -> dict[str, float]:
         """mean@k and pass@k of every held-out set (spec section 6): eval/... (and eval_rollout/...)."""

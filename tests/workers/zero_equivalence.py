@@ -82,7 +82,7 @@ def run_reference(
     optimizer = torch.optim.AdamW(model.parameters(), lr=SETTINGS.lr, weight_decay=SETTINGS.weight_decay)
     actor = Actor(model, optimizer, actor_config(loss_agg, 48))
     norms = [actor.update(PROMPTS, COMPLETIONS, **inputs).grad_norm for _ in range(STEPS)]
-    return norms, {name: p.detach().clone() for name, p in model.named_parameters()}
+    return norms, {name: p.detach().clone() for name, p in every_name(model)}
 
 
 def deepspeed_actor(
@@ -106,6 +106,11 @@ def local_update(actor: Actor, inputs: dict[str, torch.Tensor], world: World) ->
         advantages=inputs["advantages"][part],
         old_logprobs=inputs["old_logprobs"][part],
     ).grad_norm
+
+
+def every_name(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Parameters under every name, the tied head's included (as `gathered_parameters` yields them)."""
+    return list(model.named_parameters(remove_duplicate=False))
 
 
 def max_difference(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> float:
@@ -135,7 +140,7 @@ def partitioned_load(stage: int, world: World, folder: Path) -> dict[str, object
         "local_elements": sum(p.numel() for p in loaded.parameters()),
         "full_elements": sum(p.numel() for p in saved.parameters()),
         "digest": digest(dict(gathered_parameters(loaded))),
-        "saved_digest": digest({name: p.detach() for name, p in saved.named_parameters()}),
+        "saved_digest": digest({name: p.detach() for name, p in every_name(saved)}),
         "elements_after": sum(p.numel() for p in after.parameters()),
     }
 
@@ -166,9 +171,9 @@ def stage_report(stage: int, world: World, checkpoints: Path) -> dict[str, objec
             "norms": norms,
             "reference_norms": reference_norms,
             "max_parameter_difference": max_difference(full, reference),
-            "moved": max_difference(full, dict(build_tiny_qwen3(VOCAB, **SHAPE, seed=0).named_parameters())),
+            "moved": max_difference(full, dict(every_name(build_tiny_qwen3(VOCAB, **SHAPE, seed=0)))),
             "local_elements": local,
-            "full_elements": sum(t.numel() for t in full.values()),
+            "full_elements": sum(t.numel() for t in {id(t): t for t in full.values()}.values()),  # tied once
             "digests": world.gather(digest(full)),
         }
     # control: a loss not multiplied by the rank count (a 2x normalisation error) shows in the norms
