@@ -26,16 +26,22 @@ def compose_config(overrides: list[str], conf_dir: Path = CONF_DIR) -> dict[str,
     return OmegaConf.to_container(config, resolve=True)
 
 
-def run_train_py(run_dir: Path, overrides: list[str], timeout: int = 300) -> list[dict[str, Any]]:
-    """`python train.py OVERRIDES` in a fresh process, run into `run_dir`; the records of its metrics.jsonl."""
+def run_train_py(
+    run_dir: Path, overrides: list[str], timeout: int = 300, ranks: int = 1
+) -> list[dict[str, Any]]:
+    """`python train.py OVERRIDES` in a fresh process (with ranks > 1: `torchrun --standalone
+    --nproc_per_node=RANKS train.py OVERRIDES`), run into `run_dir`; the records of its metrics.jsonl."""
+    launcher = [sys.executable]
+    if ranks > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
     result = subprocess.run(
-        [sys.executable, "train.py", *overrides, f"hydra.run.dir={run_dir}"],
+        [*launcher, "train.py", *overrides, f"hydra.run.dir={run_dir}"],
         cwd=CONF_DIR.parent,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-4000:]
     return read_metrics(run_dir / "metrics.jsonl")
 
 

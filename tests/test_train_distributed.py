@@ -13,18 +13,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conf_helpers import CONF_DIR
+from conf_helpers import run_train_py
 from test_train_hf import QUICK
 from transformers import AutoModelForCausalLM
 
 from gdro.train.checkpoint import load_checkpoint
-from gdro.train.metrics import read_metrics
 
 SETTINGS = [
     *QUICK,  # the small embedded run of test_train_hf
@@ -39,23 +36,7 @@ SETTINGS = [
 
 def torchrun_train(run_dir: Path, cache: Path, extra: list[str]) -> list[dict]:
     """`torchrun --standalone --nproc_per_node=2 train.py ...`; the run's metrics.jsonl records."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "train.py",
-    ]
-    result = subprocess.run(
-        [*command, *SETTINGS, f"cache_dir={cache}", f"hydra.run.dir={run_dir}", *extra],
-        cwd=CONF_DIR.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return read_metrics(run_dir / "metrics.jsonl")
+    return run_train_py(run_dir, [*SETTINGS, f"cache_dir={cache}", *extra], timeout=600, ranks=2)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,10 @@ Runs in .venv-vllm (`make test` builds it).
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import compose_config, run_train_py
 from test_train_hf import LEARNING, assert_learned, learning_gains
 
 from gdro.config import parse_run_config
@@ -61,24 +59,8 @@ def test_two_ranks_with_an_engine_each_train_as_one_process(
     synced from the partitioned actor's gathered parameters, each sampling its own prompt groups with the
     per-prompt seeds. The rollouts, rewards and curriculum are those of one process; the losses agree to
     float32 reduction order (evaluation draws its seeds per rank, so it differs)."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "train.py",
-    ]
     settings = ["trainer.backend=deepspeed", "deepspeed=zero3", "trainer.torch_threads=1"]
-    result = subprocess.run(
-        [*command, *VLLM, *settings, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}"],
-        cwd=CONF_DIR.parent,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    records = read_metrics(tmp_path / "metrics.jsonl")
+    records = run_train_py(tmp_path, [*VLLM, *settings, f"cache_dir={cache_dir}"], timeout=600, ranks=2)
     assert [r["step"] for r in records] == list(range(7))
     for expected, got in zip(one_process[1:], records[1:], strict=True):
         assert got["rollout/logprob_diff"] < 1e-4  # every rank's engine follows the actor
