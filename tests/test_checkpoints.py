@@ -226,7 +226,7 @@ def test_a_crash_at_every_file_system_change_leaves_latest_complete(
         break
 
 
-KILLS = 12
+KILLS = 6
 KEEP = 3
 REPO = CONF_DIR.parent
 

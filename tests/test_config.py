@@ -58,7 +58,8 @@ def test_allocator_choice_is_exactly_the_code_preset(name: str) -> None:
     assert (run.budget.nbar, run.budget.n_min, run.budget.n_max) == (4.0, 2, 12)
 
 
-def test_group_defaults_equal_the_dataclass_defaults() -> None:
+def test_group_defaults_equal_the_dataclass_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GDRO_TORCH_THREADS", raising=False)
     run = parse_run_config(compose_config([]))
     assert run.trainer == TrainerConfig()
     assert run.classifier == ClassifierConfig()
@@ -68,6 +69,15 @@ def test_group_defaults_equal_the_dataclass_defaults() -> None:
     assert run.dataset.task() == SyntheticTaskConfig()
     sim = parse_run_config(compose_config(["policy=sim"])).policy
     assert sim == SimPolicyConfig()
+
+
+def test_torch_threads_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GDRO_TORCH_THREADS", "3")
+    assert parse_run_config(compose_config([])).trainer.torch_threads == 3
+    assert parse_run_config(compose_config(["trainer.torch_threads=4"])).trainer.torch_threads == 4
+    monkeypatch.setenv("GDRO_TORCH_THREADS", "two")
+    with pytest.raises(ConfigError, match="trainer.torch_threads='two': expected an integer"):
+        parse_run_config(compose_config([]))
 
 
 @pytest.mark.parametrize(

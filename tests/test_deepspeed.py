@@ -48,6 +48,11 @@ def test_two_ranks_equal_one_process_on_the_union(report: dict, loss_agg: str) -
     assert mode["max_parameter_difference"] < PARAMETER_TOLERANCE[report["stage"]]  # ... and the same
 
 
+def test_training_needs_no_compiled_shared_memory_op(report: dict) -> None:
+    """DeepSpeed's CPU all-reduce op serves inference only; deepspeed_module() spares its g++ build."""
+    assert report["shm_op_built"] is False
+
+
 def test_a_missing_rank_scaling_shows_in_the_gradient_norm(report: dict) -> None:
     reference = report["modes"]["token-mean"]["reference_norms"]
     assert report["unscaled_norms"][0] == pytest.approx(reference[0] / 2, rel=1e-5)
@@ -71,3 +76,6 @@ def test_zero3_loads_a_saved_model_partitioned(reports: Path) -> None:
     assert loading["local_elements"] == 0  # every parameter is a shard placeholder on this rank ...
     assert loading["digest"] == loading["saved_digest"]  # ... and the shards hold the saved weights
     assert loading["elements_after"] == loading["full_elements"]  # outside the context: whole again
+    # the frozen reference stays partitioned on both ranks and scores rows as the whole model does
+    assert loading["reference_local_elements"] == 0
+    assert loading["reference_logprob_difference"] < 1e-6

@@ -1,6 +1,8 @@
 """The transformers engine, log-probs, evaluation metrics and the cached warm start, on tiny models."""
 
 import json
+import multiprocessing
+import time
 
 import numpy as np
 import pytest
@@ -250,7 +252,9 @@ def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
     path = ensure_base_model(tmp_path, task, TINY, warm_start, device="cpu")
     record = json.loads((path / "warm_start.json").read_text())
     assert record["history"][-1]["step"] == 5
-    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no staging directory may remain"
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [path.name], (
+        "no staging directory may remain"
+    )
 
     def refuse_to_train(*args, **kwargs):
         raise AssertionError("a cached base model must not be retrained")
@@ -270,6 +274,31 @@ def test_ensure_base_model_trains_once_then_reuses(tmp_path, monkeypatch):
 
     with pytest.raises(AssertionError, match="must not be retrained"):
         ensure_base_model(tmp_path, task, TINY, WarmStartConfig(steps=6, batch_size=8, warmup_steps=1))
+
+
+def _ensure_after_barrier(cache_dir, barrier, trained_log) -> str:
+    """In a spawned process: wait for the others, then ask for the base model; a training appends a line."""
+    real = base_model.train_warm_start
+
+    def logged(*args, **kwargs):
+        with open(trained_log, "a") as log:
+            log.write("trained\n")
+        time.sleep(1.0)  # long enough for the other process to reach the lock
+        return real(*args, **kwargs)
+
+    base_model.train_warm_start = logged
+    barrier.wait()
+    task = SyntheticTaskConfig(num_train=16, num_eval_per_level=2)
+    return str(ensure_base_model(cache_dir, task, TINY, WarmStartConfig(steps=3, batch_size=8), device="cpu"))
+
+
+def test_processes_asking_at_once_train_the_base_model_once(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier, trained_log = context.Manager().Barrier(2), tmp_path / "trained.log"
+    with context.Pool(2) as pool:
+        paths = pool.starmap(_ensure_after_barrier, [(tmp_path / "cache", barrier, trained_log)] * 2)
+    assert paths[0] == paths[1]
+    assert trained_log.read_text() == "trained\n"  # the second waited on the lock and reused the model
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])

@@ -31,6 +31,9 @@ SETTINGS = [
     "trainer.steps=4",
     "allocator=rollout_gdro",  # unequal n_i: the ranks' shares of rollouts differ
     "trainer.torch_threads=1",  # one per rank on 2 cores: oversubscribed ranks wait long in ZeRO-3's gathers
+    # full rate from step 1: step 2 samples other tokens when the rollout copy misses the first update
+    "trainer.lr=0.001",
+    "trainer.warmup_steps=0",
 ]
 
 
@@ -94,7 +97,8 @@ def test_zero3_repeats_the_zero2_run_and_exports_its_shards(
     straight: tuple[Path, list[dict]], tmp_path: Path, cache_dir: Path
 ) -> None:
     """Same rollouts, rewards, curriculum and evaluations as ZeRO-2 over 2 steps; the losses and gradient
-    norms agree to float32 reduction order (measured: 1e-7 relative)."""
+    norms agree to float32 reduction order (measured at lr 1e-3: 3e-6 relative, in loss/kl, which comes
+    from the partitioned reference under ZeRO-3)."""
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     _, zero2 = straight

@@ -3,7 +3,7 @@ rollouts and follows the actor's updates. The health signal is `rollout/logprob_
 |log pi_trainer - log pi_vLLM| per token of the step's rollouts: it stays at rounding level while the
 weights are synced after every update, and grows once the engine keeps the initial weights (the
 control, which this test must tell apart). And with vLLM's rollouts GRPO learns: the learning test of
-test_train_hf.py, same config and thresholds.
+test_train_hf.py, same config and thresholds, and its sign-flipped control fails them.
 
 Runs in .venv-vllm (`make test` builds it).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conf_helpers import compose_config, run_train_py
-from test_train_hf import LEARNING, assert_learned, learning_gains
+from test_train_hf import LEARNING, assert_learned, flip_the_update_sign, learning_gains
 
 from gdro.config import parse_run_config
 from gdro.train.loop import train
@@ -93,8 +93,15 @@ def test_without_the_weight_sync_the_drift_shows(
 
 def test_grpo_on_vllm_rollouts_raises_the_success_rate(tmp_path: Path, cache_dir: Path) -> None:
     """Measured: success of steps 1-5 -> 36-40 gained +0.50, +0.63 and +0.55 on seeds 0-2 (at lr 1e-3,
-    the HF test's old rate, seeds 1 and 2 collapsed: -0.06, -0.04). The sign-flipped control
-    (`flip_the_update_sign`) runs in the main suite on the transformers engine; on vLLM's rollouts it lost
-    on every seed when run (0.022 -> 0.003, 0.037 -> 0.003, 0.022 -> 0.0) and is left out of `make test`,
-    whose vLLM branch would then outlast the main suite (it took 12 min beside it)."""
+    the HF test's old rate, seeds 1 and 2 collapsed: -0.06, -0.04)."""
     assert_learned(learning_gains(tmp_path, cache_dir, ENGINE))
+
+
+def test_the_vllm_learning_test_fails_when_the_update_sign_is_flipped(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same runs with negated advantages in the PPO loss (measured: success 0.022 -> 0.003,
+    0.037 -> 0.003, 0.022 -> 0.0)."""
+    flip_the_update_sign(monkeypatch)
+    gains = learning_gains(tmp_path, cache_dir, ENGINE)
+    assert max(gains) < 0, gains

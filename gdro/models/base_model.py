@@ -17,6 +17,7 @@ procedure, and 300 GRPO steps lowered validation mean@8 instead of raising it (s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -183,23 +184,41 @@ def ensure_base_model(
 
     model_kwargs go to `build_tiny_qwen3` (all but vocab_size and tokenizer). The directory holds
     `save_pretrained` output of model and tokenizer plus warm_start.json (configs and loss history);
-    it is written to a temporary directory and renamed, so a partial one is never reused. `device`
-    (default: cuda if available) is where training runs and is not part of the hash.
+    it is written to a temporary directory and renamed, so a partial one is never reused. Processes
+    asking for the same model at once (a sweep's jobs, parallel test workers) take turns on the lock
+    file `.<hash>.lock` beside it: the first trains, the others wait and reuse. `device` (default: cuda
+    if available) is where training runs and is not part of the hash.
     """
     cache_dir = Path(cache_dir)
     target = cache_dir / config_hash(task_config, model_kwargs, warm_start_config)
     if (target / "warm_start.json").exists():
         log.info("reusing base model %s", target)
         return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (target / "warm_start.json").exists():
+            log.info("reusing base model %s, trained by another process", target)
+            return target
+        _train_into(target, task_config, model_kwargs, warm_start_config, device)
+    return target
 
+
+def _train_into(
+    target: Path,
+    task_config: SyntheticTaskConfig,
+    model_kwargs: dict[str, Any],
+    warm_start_config: WarmStartConfig,
+    device: str | None,
+) -> None:
+    """Warm-start a base model and move it into `target` (staged beside it, then renamed)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = build_char_tokenizer(ALPHABET)
     model = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, **model_kwargs).to(device)
     log.info("training base model into %s on %s", target, device)
     history = train_warm_start(model, tokenizer, task_config, warm_start_config)
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = cache_dir / f".{target.name}.tmp-{os.getpid()}"
+    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
@@ -213,11 +232,10 @@ def ensure_base_model(
     try:
         staging.rename(target)
     except OSError:
-        # Another process finished the same configs first: keep theirs.
+        # Another process finished the same configs first (a file system without flock): keep theirs.
         if not (target / "warm_start.json").exists():
             raise
         shutil.rmtree(staging)
-    return target
 
 
 def load_base_model(path: str | os.PathLike) -> tuple[Qwen3ForCausalLM, PreTrainedTokenizerFast]:

@@ -79,8 +79,16 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
             model, tokenizer = load_model()
     else:
         model, tokenizer = load_model()
+    # ZeRO-3 shards the actor: the engine gets whole weights of its own (HFPolicy syncs them at the start);
+    # transformers generate on shards would gather every layer at every decoded token
+    partitioned = run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3
     reference = None
-    if run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
+    if run.trainer.kl_coef > 0 and partitioned:  # sharded like the actor: no rank holds a whole copy
+        from gdro.train.deepspeed_engine import frozen_partitioned
+
+        with partitioned_loading(deepspeed_config):
+            reference = frozen_partitioned(load_model()[0], deepspeed_config)
+    elif run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
         reference = load_model()[0].eval().requires_grad_(False)
     stops: tuple[int, ...] = ()
     if isinstance(run.model, PretrainedModelConfig):
@@ -88,9 +96,6 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
     engine = None  # HFPolicy's default: transformers generate on the actor
-    # ZeRO-3 shards the actor: the engine gets whole weights of its own (HFPolicy syncs them at the start);
-    # transformers generate on shards would gather every layer at every decoded token
-    partitioned = run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3
     if run.policy.engine == "vllm":  # vLLM is imported only here; one engine per rank
         from gdro.engines.vllm import VLLMEngine
 

@@ -57,7 +57,12 @@ def engine_config(ds: DeepSpeedConfig, trainer: TrainerConfig, on_gpu: bool) -> 
 
 
 def deepspeed_module() -> Any:
-    """`import deepspeed`, or an error that says how to install it."""
+    """`import deepspeed`, or an error that says how to install it.
+
+    On a CPU, DeepSpeed's first process group compiles its shared-memory all-reduce op with g++ (about 26 s
+    on 2 cores, then cached under ~/.cache/torch_extensions), and only `inference_all_reduce` uses it, which
+    training never calls. Marked incompatible here, `build_shm_op` returns None and gloo does every
+    collective (GPU accelerators have no such op)."""
     try:
         import deepspeed
     except ImportError as error:
@@ -65,6 +70,7 @@ def deepspeed_module() -> Any:
             "trainer.backend=deepspeed needs DeepSpeed: `DS_BUILD_OPS=0 pip install deepspeed==0.19.8` "
             "(in requirements.txt; `make venv` installs it)"
         ) from error
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     return deepspeed
 
 
@@ -96,6 +102,20 @@ def initialize(model: torch.nn.Module, config: dict[str, Any]) -> Any:
     with _plain_linear():  # ZeRO-3 partitions a whole model inside zero.Init
         engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
     return engine
+
+
+def frozen_partitioned(model: torch.nn.Module, config: dict[str, Any]) -> torch.nn.Module:
+    """`model` (loaded inside `partitioned_loading`) frozen and kept partitioned, as the reference under
+    ZeRO-3: DeepSpeed's engine without an optimizer (its ZeRO-3 parameter offload) gathers each layer's
+    weights around its forward, as it does for the actor, so no rank holds a whole copy (TRL's
+    `prepare_deepspeed` does the same). Every rank must run the same forwards (`Actor.logprobs` pads).
+    Returns the module; its hooks keep the engine's parameter coordinator alive."""
+    model.eval().requires_grad_(False)
+    frozen = {key: value for key, value in config.items() if key not in ("optimizer", "gradient_clipping")}
+    deepspeed = deepspeed_module()
+    with _plain_linear():
+        engine, *_ = deepspeed.initialize(model=model, config=frozen)
+    return engine.module
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import deepspeed.comm.comm
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -28,7 +29,13 @@ from gdro.core.grpo import LOSS_AGGREGATIONS
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import Actor, ActorConfig
 from gdro.train.backends import DeepSpeedBackend
-from gdro.train.deepspeed_engine import engine_config, gathered_parameters, initialize, partitioned_loading
+from gdro.train.deepspeed_engine import (
+    engine_config,
+    frozen_partitioned,
+    gathered_parameters,
+    initialize,
+    partitioned_loading,
+)
 from gdro.train.distributed import World
 
 VOCAB = 61
@@ -133,15 +140,24 @@ def partitioned_load(stage: int, world: World, folder: Path) -> dict[str, object
         saved.save_pretrained(folder)
     world.barrier()
     ds = DeepSpeedConfig(name=f"zero{stage}", stage=stage, param_persistence_threshold=0)
-    with partitioned_loading(engine_config(ds, SETTINGS, on_gpu=False)):
+    config = engine_config(ds, SETTINGS, on_gpu=False)
+    with partitioned_loading(config):
         loaded = AutoModelForCausalLM.from_pretrained(folder)
+        reference = frozen_partitioned(AutoModelForCausalLM.from_pretrained(folder), config)
     after = AutoModelForCausalLM.from_pretrained(folder)  # after the context: whole again
+    # the frozen partitioned reference scores this rank's rows (uneven micro-batch counts) as a whole copy
+    actor, _ = deepspeed_actor(stage, "token-mean", world)
+    mine = SHARDS[world.rank]
+    rows = (PROMPTS[mine.start : mine.stop], COMPLETIONS[mine.start : mine.stop])
+    sharded, whole = actor.logprobs(*rows, model=reference)[0], actor.logprobs(*rows, model=after)[0]
     return {
         "local_elements": sum(p.numel() for p in loaded.parameters()),
         "full_elements": sum(p.numel() for p in saved.parameters()),
         "digest": digest(dict(gathered_parameters(loaded))),
         "saved_digest": digest({name: p.detach() for name, p in every_name(saved)}),
         "elements_after": sum(p.numel() for p in after.parameters()),
+        "reference_local_elements": world.sum([sum(p.numel() for p in reference.parameters())])[0],
+        "reference_logprob_difference": max(world.gather(float((sharded - whole).abs().max()))),
     }
 
 
@@ -189,6 +205,7 @@ def stage_report(stage: int, world: World, checkpoints: Path) -> dict[str, objec
     actor, engine = deepspeed_actor(stage, "token-mean", world)
     engine.load_checkpoint(str(checkpoints), tag="step_2")
     resumed.append(local_update(actor, inputs, world))
+    report["shm_op_built"] = deepspeed.comm.comm.cdb.shm_comm_op is not None  # g++, on a first run
     report["resume"] = {
         "straight_norms": straight,
         "resumed_norms": resumed,
