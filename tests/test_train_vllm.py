@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conf_helpers import compose_config, run_train_py
-from test_train_hf import LEARNING, assert_learned, flip_the_update_sign, learning_gains
+from test_train_hf import FLIP_SEEDS, LEARNING, assert_learned, flip_the_update_sign, learning_gains
 
 from gdro.config import parse_run_config
 from gdro.train.loop import train
@@ -100,8 +100,8 @@ def test_grpo_on_vllm_rollouts_raises_the_success_rate(tmp_path: Path, cache_dir
 def test_the_vllm_learning_test_fails_when_the_update_sign_is_flipped(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same runs with negated advantages in the PPO loss (measured: success 0.022 -> 0.003,
-    0.037 -> 0.003, 0.022 -> 0.0)."""
+    """The same runs with negated advantages in the PPO loss, on the first 2 seeds (measured: success
+    0.022 -> 0.003, 0.037 -> 0.003, 0.022 -> 0.0 on seeds 0-2)."""
     flip_the_update_sign(monkeypatch)
-    gains = learning_gains(tmp_path, cache_dir, ENGINE)
+    gains = learning_gains(tmp_path, cache_dir, ENGINE, seeds=FLIP_SEEDS)
     assert max(gains) < 0, gains
