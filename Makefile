@@ -12,17 +12,15 @@ VLLM_ENV := VLLM_ENABLE_V1_MULTIPROCESSING=0 OMP_NUM_THREADS=1
 
 .PHONY: venv venv-vllm test lint format train base-model plots bench-controllers bench-engines bench-trainer clean
 
-# pip compiles the bytecode of every installed module (about 45 of the main environment's 100 CPU-s). Keep it:
-# where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python never caches what it compiles, and
-# without pip's .pyc files every test process recompiled torch and transformers (a fresh-clone `make test`
-# took 18.7 min and SLURM jobs missed their deadlines, against 13.5 min with them).
-PIP_INSTALL := -m pip install --quiet
-
+# pip compiles the bytecode of every installed module (about 45 of the main environment's 100 CPU-s): no
+# --no-compile. Where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python never caches what it
+# compiles, and without pip's .pyc files every test process recompiled torch and transformers (a fresh-clone
+# `make test` took 18.7 min and SLURM jobs missed their deadlines, against 13.5 min with them).
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	DS_BUILD_OPS=0 $(PY) $(PIP_INSTALL) -r requirements-dev.txt
-	$(PY) $(PIP_INSTALL) --no-deps -e .
+	DS_BUILD_OPS=0 $(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -37,7 +35,7 @@ $(VLLM_STAMP): $(STAMP) requirements-vllm.txt
 	$(VLLM_PY) -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], \
 		"gdro-main-venv.pth").write_text(f"import site; site.addsitedir({sys.argv[1]!r})\n")' \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-	$(VLLM_PY) $(PIP_INSTALL) -r requirements-vllm.txt
+	$(VLLM_PY) -m pip install --quiet -r requirements-vllm.txt
 	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec triton
 	touch $(VLLM_STAMP)
 
