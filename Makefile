@@ -95,14 +95,14 @@ bench-engines: $(VLLM_STAMP)
 bench-trainer: $(STAMP)
 	$(PY) scripts/bench_trainer.py $(ARGS)
 
-# Every method of issue 13 on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
+# Every method of conf/method/ on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
 # experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.
 #   make reproduce-sim [SEEDS=20] [STEPS=1000] [JOBS=2]
 .PHONY: reproduce-sim
 reproduce-sim: $(STAMP)
 	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2)
 
-# Every method of issue 13 on the embedded frontier task (experiment=frontier), SEEDS seeds each, as Hydra
+# Every method of conf/method/ on the embedded frontier task (experiment=frontier), SEEDS seeds each, as Hydra
 # multiruns side by side (JOBS processes, one torch thread per run), from one cached base model; then
 # experiments/embedded/RESULTS.md. Resumable: finished runs in outputs/reproduce-embedded/ train nothing.
 #   make reproduce-embedded [SEEDS=5] [JOBS=2] [METHODS="rollout_gdro sqrt_optimal"]

@@ -1,4 +1,4 @@
-"""The prepared GPU check (issue "Paper scale, part 1", section 6; part 2, section 5): the GRPO step's model
+"""The prepared GPU check (docs/scaling.md, "GPU"): the GRPO step's model
 side in bf16 on CUDA.
 
     python scripts/gpu_check.py OUT.json [--deepspeed-only]

@@ -1,6 +1,6 @@
 """Write the dataset fixtures of tests/fixtures: `python scripts/make_fixtures.py [--root DIR]`.
 
-A few rows per dataset in the real column layouts and dtypes (see /work/shared/SCALE.md, "Datasets"),
+A few rows per dataset in the real column layouts and dtypes (see docs/scaling.md, "Datasets"),
 each under ROOT/<hub id>/ in the file layout of the hub repository, so that the real loaders
 (`datasets.load_dataset(folder, config, split=...)`) read them unchanged:
 

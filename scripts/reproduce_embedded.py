@@ -1,4 +1,4 @@
-"""Every method of issue 13 on the embedded frontier task (`experiment=frontier`), SEEDS seeds each, then the results.
+"""Every method of conf/method/ on the embedded frontier task (`experiment=frontier`), SEEDS seeds each, then the results.
 
     python scripts/reproduce_embedded.py [--seeds 5] [--jobs 2] [--runs DIR] [--out experiments/embedded]
         [--methods grpo rollout_gdro ...] [-- OVERRIDE ...]

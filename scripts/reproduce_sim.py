@@ -1,4 +1,4 @@
-"""Every method of issue 13 on the learning simulator, SEEDS seeds each at equal rollouts, then the results.
+"""Every method of conf/method/ on the learning simulator, SEEDS seeds each at equal rollouts, then the results.
 
     python scripts/reproduce_sim.py [--seeds 20] [--steps 1000] [--runs DIR] [--out experiments/sim] [--jobs 2]
 

@@ -8,7 +8,7 @@
 # Everything lives under $SLURM_LOCAL_DIR (default /tmp/gdro-slurm): slurm.conf, state, spool, logs and
 # bin/sacct. There is no accounting daemon, so `sacct` is a stand-in that answers from squeue: the
 # submitit launcher polls sacct for a job's state, and without it a job that dies without a result hangs
-# the sweep forever. Settings that keep the tests fast (../shared/SCALE.md, section SLURM):
+# the sweep forever. Settings that keep the tests fast (docs/scaling.md, "SLURM"):
 # AuthInfo=cred_expire=10 (a requeued job would otherwise wait 121 s) and bf_interval/sched_interval=2
 # (requeued jobs would otherwise start up to 60 s late).
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""The allocators (spec section 4): `fixed`, `sqrt_optimal` and Rollout-GDRO's utilities, scores, shadow
+"""The allocators (docs/algorithm.md §4): `fixed`, `sqrt_optimal` and Rollout-GDRO's utilities, scores, shadow
 price, state, and the exploration of its `surrogate` (bandit) mode by perturb-and-MAP. The budget and the
 DP they share are tested in `test_budget.py`."""
 

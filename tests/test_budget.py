@@ -1,4 +1,4 @@
-"""The rollout budget (spec section 4): its checks, largest-remainder integerisation, the exact-budget
+"""The rollout budget (docs/algorithm.md §4): its checks, largest-remainder integerisation, the exact-budget
 dynamic programme (against brute force and against the same DP written plainly, without its pruning),
 and every allocator spending exactly nbar * M."""
 

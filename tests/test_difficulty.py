@@ -1,4 +1,4 @@
-"""Hand-computed values and properties for the online difficulty classifier (spec section 2)."""
+"""Hand-computed values and properties for the online difficulty classifier (docs/algorithm.md §2)."""
 
 from __future__ import annotations
 

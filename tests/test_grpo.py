@@ -1,4 +1,4 @@
-"""Hand-computed values and properties for `gdro.core.grpo` (spec section 1 and pass@k of section 6)."""
+"""Hand-computed values and properties for `gdro.core.grpo` (docs/algorithm.md §1 and pass@k of §6)."""
 
 from __future__ import annotations
 

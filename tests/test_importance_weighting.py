@@ -1,4 +1,4 @@
-"""`sampler.weighting` (spec 3): `paper` gives bin b the loss share qhat(b) q(b), `importance` exactly q(b)."""
+"""`sampler.weighting` (docs/algorithm.md §3): `paper` gives bin b the loss share qhat(b) q(b), `importance` exactly q(b)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loss numerics the paper's runs had through verl defaults (spec section 1): dual clip, the log-ratio
+"""Loss numerics the paper's runs had through verl defaults (docs/algorithm.md §1): dual clip, the log-ratio
 clamp before exp, the k3 value clamp, and sequence means over non-empty rows only.
 
 Each hand case names the value the previous code gave, the broken variant it rejects.

@@ -1,4 +1,4 @@
-"""The metrics contract: step records, the per-step curriculum measures (spec section 8) computed once
+"""The metrics contract: step records, the per-step curriculum measures (docs/algorithm.md §8) computed once
 in the core, W&B flattening, and resume truncation."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The controller presets by name (spec sections 3-4): documented settings, overrides, unknown names."""
+"""The controller presets by name (docs/algorithm.md §3-4): documented settings, overrides, unknown names."""
 
 from __future__ import annotations
 

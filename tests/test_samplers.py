@@ -1,4 +1,4 @@
-"""Hand-computed values and properties for the data order, the uniform sampler and Prompt-GDRO (spec 3)."""
+"""Hand-computed values and properties for the data order, the uniform sampler and Prompt-GDRO (docs/algorithm.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`conf/trainer/grpo.yaml`: the GRPO / PPO hyper-parameters (spec sections 1 and 7)."""
+"""`conf/trainer/grpo.yaml`: the GRPO / PPO hyper-parameters (docs/algorithm.md §1 and §7)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class TrainerConfig:
         return Decoding(self.temperature, self.top_p, self.top_k, self.max_new_tokens, stop_token_ids)
 
     def eval_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
-        """Validation (spec 6): eval_temperature, eval_top_p, eval_top_k, max_new_tokens."""
+        """Validation (docs/algorithm.md §6): eval_temperature, eval_top_p, eval_top_k, max_new_tokens."""
         return Decoding(
             self.eval_temperature, self.eval_top_p, self.eval_top_k, self.max_new_tokens, stop_token_ids
         )

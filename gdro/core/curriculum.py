@@ -5,7 +5,7 @@
     observe():  the classifier records the step (any-correct and per-rollout counts), then the sampler and
                 the allocator update from the prompts' own windowed success rates p1(x) (and the
                 surrogate losses when the trainer provides them); the step's `BinReport` carries the
-                per-bin series and the section 8 measures (`gdro.core.curriculum_metrics`).
+                per-bin series and the docs/algorithm.md §8 measures (`gdro.core.curriculum_metrics`).
 Each part keeps its own state; `state_dict` nests theirs, so a resumed run is bit-identical.
 """
 

@@ -1,4 +1,4 @@
-"""The emergent-curriculum measures of spec section 8, computed once per step (numpy only).
+"""The emergent-curriculum measures of docs/algorithm.md §8, computed once per step (numpy only).
 
 Every function works along the last axis, so one step's [G] vector and a run's [T, G] matrix give a
 scalar and a [T] vector. Inputs are per-group arrays as in `BinReport`: G = B difficulty bins (bin 0
@@ -56,7 +56,7 @@ def weight_entropy(weight: np.ndarray) -> np.ndarray:
 def weighted_standard_error(
     weight: np.ndarray, success_rate: np.ndarray, rollouts_per_prompt: np.ndarray, nbar: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The weighted standard-error proxy (spec section 8) of the allocation and of uniform nbar.
+    """The weighted standard-error proxy (docs/algorithm.md §8) of the allocation and of uniform nbar.
 
     With q(b) = weight(b) / sum_b' weight(b') (the adversary weight normalised to 1 over all groups,
     NaN as 0), sigma(b) = 2 sqrt(p(b) (1 - p(b))) the per-rollout std of the +-1 reward of group b (p

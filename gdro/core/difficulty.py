@@ -1,4 +1,4 @@
-"""Online difficulty classifier: pass@k bins from a sliding window of each prompt's history (spec section 2).
+"""Online difficulty classifier: pass@k bins from a sliding window of each prompt's history (docs/algorithm.md §2).
 
 Per prompt id x (stable across epochs) the classifier keeps the last H visits of
   c = 1 if ANY of that visit's n rollouts was correct (pass@n), and

@@ -1,6 +1,6 @@
-"""GRPO math as pure functions on tensors (spec section 1, and pass@k from section 6).
+"""GRPO math as pure functions on tensors (docs/algorithm.md §1, and pass@k from §6).
 
-Notation follows ALGORITHMS.md: prompt i has n_i rollouts with rewards r_ij; groups are keyed by
+Notation follows docs/algorithm.md: prompt i has n_i rollouts with rewards r_ij; groups are keyed by
 prompt id, never by reshaping, because n_i varies. Shapes: N rollouts in a flat batch, S sequences
 by T tokens for per-token quantities. Nothing here holds state; the trainer calls these functions
 and picks modes by the names in `ADVANTAGE_STD_MODES` and `LOSS_AGGREGATIONS`.

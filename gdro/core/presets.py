@@ -1,6 +1,6 @@
 """Controllers by name, as `conf/sampler/<name>.yaml` and `conf/allocator/<name>.yaml` name them.
 
-Presets (spec sections 3-4): `prompt_gdro` = learnability, no share norm, z-scored (ours);
+Presets (docs/algorithm.md §3-4): `prompt_gdro` = learnability, no share norm, z-scored (ours);
 `prompt_gdro_paper` = surrogate, share norm, raw scores; `rollout_gdro` = informative utility,
 alpha 0.005 (ours); `rollout_gdro_paper` = surrogate utility, alpha 0.05. Keyword overrides replace
 preset fields, so a config file only states what differs.

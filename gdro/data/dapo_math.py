@@ -1,4 +1,4 @@
-"""DAPO-Math training prompts (spec sections 6 and 7): load, validate, template, length-filter.
+"""DAPO-Math training prompts (docs/algorithm.md §6 and §7): load, validate, template, length-filter.
 
 Source: open-r1/DAPO-Math-17k-Processed, config "en", split "train" (14,116 rows). Its columns:
 `prompt` (the problem text), `solution` (the final answer only), `data_source`, `source_prompt`

@@ -1,4 +1,4 @@
-"""The one prompt template of training and evaluation (spec section 6).
+"""The one prompt template of training and evaluation (docs/algorithm.md §6).
 
 "base" (what the paper's zero-SFT runs on Qwen3-Base use): the problem, a blank line, then
 `BOXED_INSTRUCTION`:

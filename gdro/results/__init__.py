@@ -1,4 +1,4 @@
-"""Results across runs (issue 13): statistics over seeds, tables and figures, and the simulator sweep.
+"""Results across runs: statistics over seeds, tables and figures, and the simulator sweep.
 
 `stats` (means, Student-t intervals, gains paired by seed), `methods` (the methods compared),
 `runs` (run folders as results), `table` (summaries and Markdown tables), `figures`, `report`

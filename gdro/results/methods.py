@@ -1,4 +1,4 @@
-"""The methods compared (issue 13): each a choice of conf/method/, named by what its runs' configs hold.
+"""The methods compared: each a choice of conf/method/, named by what its runs' configs hold.
 
 A run's method is `method_key(config)`, "sampler[ [resample]] + allocator" from its resolved config, so
 run folders from any sweep (Hydra multirun or `gdro.results.sweep`) group the same way. The paper presets

@@ -123,7 +123,7 @@ def results_markdown(
         "Mean over seeds of each run's extremes: largest w_i = the largest advantage multiplier of any prompt",
         "and step (1: no reweighting); per-bin mean n_i = the lowest and the highest mean rollouts per prompt",
         "of any bin and step (nbar when the allocator is fixed); mean abs surrogate = the mean over steps of",
-        "mean_i |l(x_i)|, the paper presets' signal, exactly 0 on an on-policy mini-batch (spec section 3).",
+        "mean_i |l(x_i)|, the paper presets' signal, exactly 0 on an on-policy mini-batch (docs/algorithm.md §3).",
         "",
         "## Figures",
         "",

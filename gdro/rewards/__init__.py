@@ -1,4 +1,4 @@
-"""Verifiable rewards: +1 for a correct final answer, -1 otherwise (spec section 1).
+"""Verifiable rewards: +1 for a correct final answer, -1 otherwise (docs/algorithm.md §1).
 
 `build_reward(name, **options)` gives a batched `Reward` (`rewards(texts, answers) -> np.ndarray`,
 `timeouts`, `close()`); see gdro.rewards.registry for the names. Scorers that run a parser on model

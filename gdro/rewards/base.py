@@ -1,7 +1,7 @@
 """The batched reward interface the trainer calls, and the adapter for cheap per-item scorers.
 
 A reward maps B completions and their B reference answers to r in {-1.0, +1.0}^B (float64, shape
-[B]): +1 when the completion's final answer is correct (spec section 1). `timeouts` holds how many
+[B]): +1 when the completion's final answer is correct (docs/algorithm.md §1). `timeouts` holds how many
 items of the last call were cut by a deadline (metric `reward/timeouts`); they score -1.
 
 Inputs are `str`. A completion decoded from invalid UTF-8 is accepted whether the engine decoded it

@@ -3,7 +3,7 @@
 | name | scores | runs |
 |---|---|---|
 | integer_match | last \\boxed{} content == the integer answer (the embedded chain task) | inline |
-| math_verify | math-verify equivalence of the last \\boxed{} (spec section 1) | worker pool |
+| math_verify | math-verify equivalence of the last \\boxed{} (docs/algorithm.md §1) | worker pool |
 | dapo | verl's DAPO "Answer:" line with Minerva normalisation | inline |
 | gpqa | the chosen option letter A-D | inline |
 """

@@ -37,7 +37,7 @@ BASELINE = "uniform"
 @dataclass(frozen=True)
 class Controller:
     """A sampler and an allocator named as in `conf/`: samplers run with `fixed`, allocators with
-    `uniform`, and `both` is `prompt_gdro` with `rollout_gdro` (spec section 5)."""
+    `uniform`, and `both` is `prompt_gdro` with `rollout_gdro` (docs/algorithm.md §5)."""
 
     name: str
     sampler: str

@@ -12,7 +12,7 @@ incorrect rollouts, in proportion to w_i * sum_j |A_ij| (w_i: the controller's a
 Per level, gain[d] = lr * sum_{i at level d} w_i sum_j |A_ij| / sum_i n_i, and skill transfers to
 neighbouring levels: skill[d'] += sum_d gain[d] * exp(-spread * |d - d'|).
 
-Surrogate loss (the signal of the paper presets, spec sections 3-4). The real per-prompt clipped
+Surrogate loss (the signal of the paper presets, docs/algorithm.md §3-4). The real per-prompt clipped
 surrogate is exactly 0 on-policy and comes only from the policy's drift within a step; the simulator
 models that drift as each rollout's probability ratio moving by `surrogate_drift` in the direction of
 its advantage, rho_ij = 1 + drift sign(A_ij) (inside the clip range), which gives
@@ -72,7 +72,7 @@ def group_abs_advantage_sum(
         sum_j |A_ij| = (4c(n-c)/n) / (std + eps),
 
     which is 0 for constant groups (c in {0, n}) and for n = 1. Advantage clipping to [-5, 5]
-    (ALGORITHMS.md section 1) is not applied: the largest |A_ij| is (n-1)/sqrt(n), under 5 for n <= 26.
+    (docs/algorithm.md §1) is not applied: the largest |A_ij| is (n-1)/sqrt(n), under 5 for n <= 26.
 
     Shapes: rollouts_per_prompt [M] (or a scalar n), correct_per_prompt [M]; returns float64 [M].
     """

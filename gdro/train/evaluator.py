@@ -1,4 +1,4 @@
-"""Held-out evaluation through the rollout engine (spec section 6): k samples per prompt, scored by a reward.
+"""Held-out evaluation through the rollout engine (docs/algorithm.md §6): k samples per prompt, scored by a reward.
 
 An `EvalSet` is one group of held-out prompts with its verifier: the embedded task's held-out split
 (with a latent level per prompt) or one benchmark. For each set the evaluator asks the engine for k

@@ -271,7 +271,7 @@ class HFPolicy:
         return pooled
 
     def evaluate(self) -> dict[str, float]:
-        """mean@k and pass@k of every held-out set (spec section 6): eval/... (and eval_rollout/...)."""
+        """mean@k and pass@k of every held-out set (docs/algorithm.md §6): eval/... (and eval_rollout/...)."""
         return self.evaluator.evaluate()
 
     def save(self, directory: Path) -> None:

@@ -5,7 +5,7 @@ One JSON object per training step t >= 1 with at least: step, rollouts/total (su
 indexed by bin (bin 0 hardest; the excluded group last when there is one): bins/share, bins/weight,
 bins/score, bins/rollouts_per_prompt, bins/reward_mean, bins/success_rate (null where a bin is absent),
 bins/tokens (completion tokens per bin; all null for the simulator), bins/lead_lag_gap (q(b) - qhat(b));
-and the section 8 measures of `gdro.core.curriculum_metrics` as curriculum/<name>: mean_bin_share,
+and the docs/algorithm.md §8 measures of `gdro.core.curriculum_metrics` as curriculum/<name>: mean_bin_share,
 mean_bin_weight, mean_bin_gap, lead_lag_gap_l1, weight_entropy, effective_bins, wse, wse_uniform,
 wse_reduction (null where undefined). Eval steps add
 eval/pass@k, eval/mean@k and their /level_<l> variants (model policies with
@@ -52,7 +52,7 @@ def step_record(
         "reward/mean": 2.0 * success - 1.0,
         "pass/rollout_rate": success,
         "pass/any_correct": float((correct > 0).mean()),
-        # Unbiased pass@k over the prompts that got at least k rollouts (spec 2); null when none did.
+        # Unbiased pass@k over the prompts that got at least k rollouts (docs/algorithm.md §2); null when none did.
         f"pass/at_{pass_k}": float(np.mean(pass_at_k(rollouts[enough], correct[enough], pass_k)))
         if enough.any()
         else None,

@@ -20,7 +20,7 @@ class StepOutcome:
     """What one policy step produced.
 
     correct_per_prompt: [M] int, c_i, rollouts with reward +1.
-    surrogate_loss: [M] float or None, the per-prompt surrogate signal l(x_i) (spec section 3).
+    surrogate_loss: [M] float or None, the per-prompt surrogate signal l(x_i) (docs/algorithm.md §3).
     generated_tokens: total completion tokens of the step.
     tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts, or None where a policy
         generates no tokens (the simulator); the curriculum sums them per bin (`bins/tokens`).

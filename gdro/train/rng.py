@@ -1,5 +1,5 @@
 """Side streams of randomness: evaluation (and anything else that samples outside training) never draws
-from the training stream, so changing `trainer.eval_every` cannot change the training trajectory (spec 8).
+from the training stream, so changing `trainer.eval_every` cannot change the training trajectory (docs/algorithm.md §8).
 
 `isolated_rng(seed, step, purpose)` saves torch's global RNG state (CPU and every visible CUDA device),
 seeds it from (seed, step, purpose) and restores the saved state on exit: the code inside is reproducible

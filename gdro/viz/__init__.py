@@ -1,4 +1,4 @@
-"""Plots of the emergent curriculum (spec section 8) from a run folder's `metrics.jsonl`.
+"""Plots of the emergent curriculum (docs/algorithm.md §8) from a run folder's `metrics.jsonl`.
 
 `run` turns records into a `CurriculumRun` (`load_run`, `run_from_records`, `CurriculumHistory`),
 `figures` draws it, `report` writes the PNGs and the text summary. The measures themselves are computed

@@ -1,4 +1,4 @@
-"""Figures of the emergent curriculum (spec section 8): step x bin heatmaps, the lead-lag gap, the
+"""Figures of the emergent curriculum (docs/algorithm.md §8): step x bin heatmaps, the lead-lag gap, the
 weight entropy, the weighted standard error, snapshots per bin, and eval pass@k per level (one run or
 several).
 

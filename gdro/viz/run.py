@@ -2,7 +2,7 @@
 
 Input is the `metrics.jsonl` contract of `gdro/train/metrics.py`: step 0 holds the evaluation before
 training; steps t >= 1 the per-bin lists `bins/<series>` (indexed by bin, bin 0 hardest, null where a
-bin is absent) and the section 8 measures `curriculum/<name>`, computed per step by the core
+bin is absent) and the docs/algorithm.md §8 measures `curriculum/<name>`, computed per step by the core
 (`gdro.core.curriculum_metrics`); nothing here recomputes them. Metrics files written before the
 measures were logged (no `curriculum/*` keys) are not supported: rerun them.
 

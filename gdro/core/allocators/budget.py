@@ -1,4 +1,4 @@
-"""The rollout budget: sum_i n_i = nbar * M exactly, each n_i in [n_min, n_max] (spec section 4).
+"""The rollout budget: sum_i n_i = nbar * M exactly, each n_i in [n_min, n_max] (docs/algorithm.md §4).
 
 Shared by every allocator: the feasibility check, largest-remainder integerisation of continuous
 targets, and the exact-budget dynamic program over per-bin arms.

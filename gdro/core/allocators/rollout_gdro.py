@@ -1,4 +1,4 @@
-"""Rollout-GDRO, the compute adversary (spec section 4): a shadow-price controller over per-bin arms.
+"""Rollout-GDRO, the compute adversary (docs/algorithm.md §4): a shadow-price controller over per-bin arms.
 
 Arms n in {n_min, ..., n_max}. Per bin b, an EMA (weight beta on the new value) Ubar_b(n) of each arm's
 utility; at decision time

@@ -1,4 +1,4 @@
-"""Square-root-optimal (Neyman) allocation, the ablation of Rollout-GDRO (spec section 4, Theorem 4.2).
+"""Square-root-optimal (Neyman) allocation, the ablation of Rollout-GDRO (docs/algorithm.md §4, Theorem 4.2).
 
 v_b = EMA (beta 0.2) of the batch mean over bin b's prompts of p1(x)(1 - p1(x)), floored at 0.01, with
 prior 0.25 for a bin never seen. The continuous optimum of

@@ -1,4 +1,4 @@
-"""Prompt-GDRO, the data adversary (spec section 3).
+"""Prompt-GDRO, the data adversary (docs/algorithm.md §3).
 
 Game: min_theta max_{q in simplex} sum_b q_b L_b(theta). Exponential weights are entropic mirror ascent on
 the soft worst-group objective R_eta = (1/eta) log sum_b exp(eta L_b), within log(B)/eta of max_b L_b.

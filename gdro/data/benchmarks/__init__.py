@@ -1,4 +1,4 @@
-"""The evaluation benchmarks of spec section 6: registry (`registry`), loading with the training
+"""The evaluation benchmarks of docs/algorithm.md §6: registry (`registry`), loading with the training
 template (`load`), and the reported metrics (`metrics`)."""
 
 from gdro.data.benchmarks.load import Benchmark, load_benchmark, load_benchmarks

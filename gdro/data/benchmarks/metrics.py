@@ -1,4 +1,4 @@
-"""Benchmark metrics of spec section 6 from per-sample correctness: per benchmark, AIME, pooled.
+"""Benchmark metrics of docs/algorithm.md §6 from per-sample correctness: per benchmark, AIME, pooled.
 
 Input: for each benchmark, a bool array [P, n] (prompt p, sample j correct). With c_p correct
 samples of prompt p:

@@ -1,6 +1,6 @@
-"""The seven evaluation benchmarks of spec section 6: where each lives and how a row becomes a problem.
+"""The seven evaluation benchmarks of docs/algorithm.md §6: where each lives and how a row becomes a problem.
 
-Hub ids, configs, splits and columns as in /work/shared/SCALE.md ("Datasets"):
+Hub ids, configs, splits and columns as in docs/scaling.md ("Datasets"):
 
 | name | hub id (config), split | question | answer |
 |---|---|---|---|
@@ -131,4 +131,4 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("gpqa_diamond", "Idavidrein/gpqa", "gpqa_diamond", "train", gpqa_adapter, "gpqa"),
     )
 }
-"""Every benchmark of spec section 6 by name, in report order."""
+"""Every benchmark of docs/algorithm.md §6 by name, in report order."""
