@@ -2,8 +2,8 @@
 `python scripts/bench_trainer.py [--steps 20] [--warmup 2] [--order ours trl] [--out DIR] [OVERRIDES ...]`.
 
 Both trainers run on the same tiny model, tokenizer, prompts and settings, one after the other in this
-process (`gdro.bench.trainer_throughput`); prints steps/s, generated tokens/s and the ratios ours / TRL, and
-writes DIR/trainer_throughput.json (every setting, the versions) and DIR/README.md (`gdro.bench.trainer_report`).
+process (`gdro.analysis.bench.trainer_throughput`); prints steps/s, generated tokens/s and the ratios ours / TRL, and
+writes DIR/trainer_throughput.json (every setting, the versions) and DIR/README.md (`gdro.analysis.bench.trainer_report`).
 Hydra overrides change our run config, and TRL's settings follow it (e.g. trainer.prompts_per_step=32).
 Needs the dev requirements (trl).
 """
@@ -15,8 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from gdro.bench.trainer_report import build_report, markdown, write_report
-from gdro.bench.trainer_throughput import TRAINERS, run_benchmark
+from gdro.analysis.bench.trainer_report import build_report, markdown, write_report
+from gdro.analysis.bench.trainer_throughput import TRAINERS, run_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 

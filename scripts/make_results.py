@@ -3,7 +3,7 @@
     python scripts/make_results.py --runs DIR --out experiments/sim [--metric pass@8 --metric mean@8]
 
 Every finished run under DIR (a folder with metrics.jsonl and config.json, at any depth) is grouped by
-method (`gdro.results.methods.method_key`), and each method is compared with GRPO paired by seed.
+method (`gdro.analysis.results.methods.method_key`), and each method is compared with GRPO paired by seed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.results.report import write_results
+from gdro.analysis.results.report import write_results
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -3,9 +3,9 @@
     python scripts/make_tables.py --runs outputs/paper_table1 [--plan experiments/paper_table1.yaml] [--out experiments/paper]
     python scripts/make_tables.py --wandb ENTITY/PROJECT [--out experiments/paper]
 
-Runs are grouped by scale (the model they train) and method (`gdro.results.methods.method_key`), named and
+Runs are grouped by scale (the model they train) and method (`gdro.analysis.results.methods.method_key`), named and
 ordered by the plan, which also gives the baseline and the paper's numbers; the tables are those of
-`gdro.results.paper_table` (OUT/NAME.md and OUT/NAME.tex). `make table1` runs this.
+`gdro.analysis.results.paper_table` (OUT/NAME.md and OUT/NAME.tex). `make table1` runs this.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.results.paper_table import collect_local, collect_wandb, write_tables
-from gdro.results.plan import load_plan
+from gdro.analysis.results.paper_table import collect_local, collect_wandb, write_tables
+from gdro.analysis.results.plan import load_plan
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@
         -- hydra.launcher.partition=gpu hydra.launcher.account=ACCOUNT
 
 Every (scale, method) is composed and validated as `train.py` would (a broken override fails here, with
-Hydra's error), then `--dry` prints one line per job with its GPU-hours (`gdro.results.cost`) and the
+Hydra's error), then `--dry` prints one line per job with its GPU-hours (`gdro.analysis.results.cost`) and the
 multirun commands; without it the commands run one after the other from the repository root, into
 ROOT/<scale>/<method>/<n> (ROOT: --sweep-root, default outputs/<plan name>), stopping at the first that
 fails. KEY=VALUE overrides after `--` go to every job (`hydra.*` ones only to the launch).
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.results.plan import (
+from gdro.analysis.results.plan import (
     LAUNCHERS,
     dry_run_lines,
     jobs_of,

@@ -1,6 +1,6 @@
 """Plot the emergent curriculum of run folders: `python scripts/plot_curriculum.py RUN_DIR [RUN_DIR ...] [--out DIR]`.
 
-Writes every PNG of `gdro.viz.PLOT_FILES` into RUN_DIR/plots/ for each run, and the multi-run eval
+Writes every PNG of `gdro.analysis.viz.PLOT_FILES` into RUN_DIR/plots/ for each run, and the multi-run eval
 comparison `eval_pass_by_level_compare.png` into --out (default: the first run's plots/).
 """
 
@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.viz import load_run, write_comparison_plot, write_run_plots
+from gdro.analysis.viz import load_run, write_comparison_plot, write_run_plots
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:

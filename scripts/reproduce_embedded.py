@@ -4,8 +4,8 @@
         [--methods grpo rollout_gdro ...] [-- OVERRIDE ...]
 
 Builds the one base model every run starts from (cached), trains the sweep as Hydra multiruns side by side
-(`gdro.results.multirun`: one torch thread per run, resumable), then writes OUT/RESULTS.md with
-`gdro.results.report.write_results`. Every run spends the same rollouts (same steps, nbar x M).
+(`gdro.analysis.results.multirun`: one torch thread per run, resumable), then writes OUT/RESULTS.md with
+`gdro.analysis.results.report.write_results`. Every run spends the same rollouts (same steps, nbar x M).
 `make reproduce-embedded` runs it.
 """
 
@@ -18,12 +18,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gdro.analysis.results.methods import GRPO, METHODS
+from gdro.analysis.results.multirun import multirun_commands, run_side_by_side
+from gdro.analysis.results.report import write_results
+from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import parse_run_config
 from gdro.models.base_model import ensure_base_model
-from gdro.results.methods import GRPO, METHODS
-from gdro.results.multirun import multirun_commands, run_side_by_side
-from gdro.results.report import write_results
-from gdro.results.sweep import compose_run_config
 
 TITLE = "Held-out success on the embedded frontier task, by method"
 COMMON = ("experiment=frontier", "logger=none", "trainer.torch_threads=1")
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--methods",
         nargs="+",
-        help="conf/method/ choices besides grpo (default: all of gdro.results.methods)",
+        help="conf/method/ choices besides grpo (default: all of gdro.analysis.results.methods)",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of every run, after --")
     args = parser.parse_args(argv)

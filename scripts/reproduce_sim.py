@@ -2,8 +2,8 @@
 
     python scripts/reproduce_sim.py [--seeds 20] [--steps 1000] [--runs DIR] [--out experiments/sim] [--jobs 2]
 
-Trains the sweep of `gdro.results.sweep` (resumable: finished run folders are skipped) into DIR, then
-writes OUT/RESULTS.md with `gdro.results.report.write_results`. `make reproduce-sim` runs it.
+Trains the sweep of `gdro.analysis.results.sweep` (resumable: finished run folders are skipped) into DIR, then
+writes OUT/RESULTS.md with `gdro.analysis.results.report.write_results`. `make reproduce-sim` runs it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.results.methods import GRPO, METHODS
-from gdro.results.report import write_results
-from gdro.results.sweep import plan_sweep, run_sweep, sim_overrides
+from gdro.analysis.results.methods import GRPO, METHODS
+from gdro.analysis.results.report import write_results
+from gdro.analysis.results.sweep import plan_sweep, run_sweep, sim_overrides
 
 TITLE = "Held-out success on the learning simulator, by method"
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--methods",
         nargs="+",
-        help="conf/method/ choices besides grpo (default: all of gdro.results.methods)",
+        help="conf/method/ choices besides grpo (default: all of gdro.analysis.results.methods)",
     )
     args = parser.parse_args(argv)
     methods = [m for m in METHODS if args.methods is None or m is GRPO or m.choice in args.methods]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gdro.bench.trainer_report import build_report, markdown, write_report
-from gdro.bench.trainer_throughput import TrainerThroughput, benchmark_config, run_benchmark
+from gdro.analysis.bench.trainer_report import build_report, markdown, write_report
+from gdro.analysis.bench.trainer_throughput import TrainerThroughput, benchmark_config, run_benchmark
 
 PROMPTS, COMPLETIONS, MAX_TOKENS, WARMUP, STEPS, MINI_BATCHES = 4, 4, 32, 1, 2, 2
 TOY = [

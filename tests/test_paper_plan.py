@@ -11,11 +11,11 @@ import yaml
 from conf_helpers import CONF_DIR, compose_config, load_script
 from hydra.errors import MissingConfigException
 
+from gdro.analysis.results.cost import CostModel, estimate_gpu_hours, evaluations
+from gdro.analysis.results.methods import method_key
+from gdro.analysis.results.plan import load_plan, resolve_cells, select_methods, select_scales
+from gdro.analysis.results.runs import load_result
 from gdro.config import ConfigError
-from gdro.results.cost import CostModel, estimate_gpu_hours, evaluations
-from gdro.results.methods import method_key
-from gdro.results.plan import load_plan, resolve_cells, select_methods, select_scales
-from gdro.results.runs import load_result
 
 REPO = CONF_DIR.parent
 TABLE1 = REPO / "experiments" / "paper_table1.yaml"
@@ -37,7 +37,7 @@ def _cost_model() -> CostModel:
 
 
 def test_gpu_hours_by_hand() -> None:
-    """The formula of gdro.results.cost on the paper's 1.7B setting, then with overrides that change each
+    """The formula of gdro.analysis.results.cost on the paper's 1.7B setting, then with overrides that change each
     term: no KL and two PPO epochs give c = 2 + 0 + 2 (6 + 2) = 18 against 12, eval_every 300
     evaluates at 0, 300, 600, 900 and 1000 (V = 5, not the 4 of floor(K / eval_every) + 1)."""
     config = compose_config(["experiment=paper_1.7b_grpo"])

@@ -1,4 +1,4 @@
-"""Table 1 (`scripts/make_tables.py`, `gdro.results.paper_table`) from synthetic run folders with known
+"""Table 1 (`scripts/make_tables.py`, `gdro.analysis.results.paper_table`) from synthetic run folders with known
 per-seed values, in the real config.json / metrics.jsonl format: means and stds over seeds, relative and
 paired gains, the best checkpoint chosen by pooled pass@8 (every column read at its step), the paper's
 numbers, Markdown and LaTeX; and the same table from W&B through a stand-in for its public API."""
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conf_helpers import CONF_DIR, compose_config, load_script
 
+from gdro.analysis.results.paper_table import collect_wandb, latex_escape, write_tables
+from gdro.analysis.results.plan import load_plan
 from gdro.data.benchmarks.metrics import benchmark_metrics
-from gdro.results.paper_table import collect_wandb, latex_escape, write_tables
-from gdro.results.plan import load_plan
 from gdro.train.loggers import flatten
 
 REPO = CONF_DIR.parent

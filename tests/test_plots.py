@@ -1,4 +1,4 @@
-"""gdro.viz and scripts/plot_curriculum.py: every PNG is written, the figures draw the series and the
+"""gdro.analysis.viz and scripts/plot_curriculum.py: every PNG is written, the figures draw the series and the
 measures logged in metrics.jsonl (checked against values computed here independently: by hand on a tiny
 synthetic run, in plain Python on a simulator run), and the training loop draws from memory."""
 
@@ -15,13 +15,7 @@ import pandas as pd
 import pytest
 from conf_helpers import compose_config, load_script
 
-from gdro.config import parse_run_config
-from gdro.core.curriculum import BIN_SERIES
-from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
-from gdro.train import loop
-from gdro.train.loggers import flatten
-from gdro.train.loop import train
-from gdro.viz import (
+from gdro.analysis.viz import (
     PLOT_FILES,
     heatmap_figure,
     lead_lag_figure,
@@ -33,6 +27,12 @@ from gdro.viz import (
     write_run_plots,
     wse_figure,
 )
+from gdro.config import parse_run_config
+from gdro.core.curriculum import BIN_SERIES
+from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
+from gdro.train import loop
+from gdro.train.loggers import flatten
+from gdro.train.loop import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -65,7 +65,7 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def wse_reduction_in_plain_python(run_dir: Path) -> float:
-    """1 - mean_t WSE_t / mean_t WSE_uniform_t, re-derived from metrics.jsonl without gdro.viz."""
+    """1 - mean_t WSE_t / mean_t WSE_uniform_t, re-derived from metrics.jsonl without gdro.analysis.viz."""
     nbar = json.loads((run_dir / "config.json").read_text())["allocator"]["nbar"]
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     wse_steps, uniform_steps = [], []

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conf_helpers import CONF_DIR, compose_config, load_script
 
-from gdro.results.methods import METHODS, method_key
-from gdro.results.multirun import RUN_SUBDIR, multirun_commands
-from gdro.results.stats import mean_interval
+from gdro.analysis.results.methods import METHODS, method_key
+from gdro.analysis.results.multirun import RUN_SUBDIR, multirun_commands
+from gdro.analysis.results.stats import mean_interval
 from gdro.train.metrics import read_metrics
 
 TINY = [

@@ -1,4 +1,4 @@
-"""gdro.results: Student-t intervals, gains paired by seed, the RESULTS.md tables on synthetic run folders
+"""gdro.analysis.results: Student-t intervals, gains paired by seed, the RESULTS.md tables on synthetic run folders
 with known numbers, and `scripts/reproduce_sim.py` end to end at CI size (the pipeline of
 `make reproduce-sim`)."""
 
@@ -12,18 +12,18 @@ import numpy as np
 import pytest
 from conf_helpers import compose_config, load_script
 
-from gdro.results.methods import GRPO, METHODS, method_key
-from gdro.results.report import Provenance, results_markdown, write_results
-from gdro.results.runs import find_run_dirs, group_by_method, load_result
-from gdro.results.stats import (
+from gdro.analysis.results.methods import GRPO, METHODS, method_key
+from gdro.analysis.results.report import Provenance, results_markdown, write_results
+from gdro.analysis.results.runs import find_run_dirs, group_by_method, load_result
+from gdro.analysis.results.stats import (
     Estimate,
     mean_interval,
     paired_gain,
     student_t_central_probability,
     student_t_quantile,
 )
-from gdro.results.sweep import compose_run_config, plan_sweep, run_sweep, sim_overrides
-from gdro.results.table import checkpoint_values, format_estimate, summarize
+from gdro.analysis.results.sweep import compose_run_config, plan_sweep, run_sweep, sim_overrides
+from gdro.analysis.results.table import checkpoint_values, format_estimate, summarize
 from gdro.train.metrics import read_metrics
 
 # Two-sided 95% quantiles t_{0.975, nu} from published tables (and t_{0.995, 10}, t_{0.9, 30}).

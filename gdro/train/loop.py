@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from gdro.analysis.viz import CurriculumHistory, heatmap_figure, summary_table
 from gdro.config import RunConfig
 from gdro.train.build import build_curriculum, build_policy
 from gdro.train.checkpoint import (
@@ -46,7 +47,6 @@ from gdro.train.policy import Policy
 from gdro.train.preemption import StopSignals
 from gdro.train.progress import Progress
 from gdro.train.rng import isolated_rng
-from gdro.viz import CurriculumHistory, heatmap_figure, summary_table
 
 HEATMAPS = ("share", "weight", "rollouts_per_prompt", "reward_mean")
 

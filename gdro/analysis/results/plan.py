@@ -10,7 +10,7 @@ A plan file holds:
     common          overrides of every job, before the method's
     gpus_per_job    GPUs of one job (one rank per GPU, one node)
     paper           scale -> method -> the paper's pooled pass@8 x100 ({} when the paper has none)
-    cost            the cost model's assumptions (`gdro.results.cost.CostModel`)
+    cost            the cost model's assumptions (`gdro.analysis.results.cost.CostModel`)
 
 A cell is (scale, method): its config is composed once from `common + overrides + extra` as `train.py`
 composes it, validated, and must train the scale's model; a job is a cell and a seed, whose config is the
@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
+from gdro.analysis.results.cost import CostEstimate, CostModel, estimate_gpu_hours
+from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import parse_run_config
-from gdro.results.cost import CostEstimate, CostModel, estimate_gpu_hours
-from gdro.results.sweep import compose_run_config
 
 # hydra/launcher choices: slurm and local (conf/hydra/launcher/, submitit) take the job's GPUs; basic is
 # Hydra's own launcher, the jobs one after the other in one process (the tests use it).

@@ -1,5 +1,5 @@
 """Figures of the results: one per metric comparing methods (mean over seeds with its Student-t band),
-and the curriculum plots of one seed per method (`gdro.viz.write_run_plots`)."""
+and the curriculum plots of one seed per method (`gdro.analysis.viz.write_run_plots`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdro.results.methods import method_slug
-from gdro.results.runs import RunResult
-from gdro.results.stats import mean_interval
-from gdro.results.table import MethodSummary
-from gdro.viz import load_run, write_run_plots
+from gdro.analysis.results.methods import method_slug
+from gdro.analysis.results.runs import RunResult
+from gdro.analysis.results.stats import mean_interval
+from gdro.analysis.results.table import MethodSummary
+from gdro.analysis.viz import load_run, write_run_plots
 
 DPI = 100
-# The curriculum plots kept per method (of `gdro.viz.PLOT_FILES`), drawn at CURRICULUM_DPI to stay small.
+# The curriculum plots kept per method (of `gdro.analysis.viz.PLOT_FILES`), drawn at CURRICULUM_DPI to stay small.
 CURRICULUM_PLOTS = ("heatmap_share.png", "heatmap_weight.png", "heatmap_rollouts.png", "snapshots.png")
 CURRICULUM_DPI = 70
 

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from gdro.viz.run import CurriculumRun
+from gdro.analysis.viz.run import CurriculumRun
 
 
 def finite_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gdro.results.methods import Method
+from gdro.analysis.results.methods import Method
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RUN_SUBDIR = "hydra.sweep.subdir=${hydra:runtime.choices.method}/seed_${seed}"
 
 

@@ -1,4 +1,4 @@
-"""The report of `gdro.bench.trainer_throughput`: a JSON record and a generated Markdown page.
+"""The report of `gdro.analysis.bench.trainer_throughput`: a JSON record and a generated Markdown page.
 
 The record holds where the numbers came from (command, commit, date, machine, package versions), the exact
 settings of both trainers (our resolved run config and TRL's `GRPOConfig` arguments), each trainer's
@@ -16,9 +16,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from gdro.bench.trainer_throughput import TrainerThroughput, trl_settings, updates_per_step
+from gdro.analysis.bench.trainer_throughput import TrainerThroughput, trl_settings, updates_per_step
+from gdro.analysis.results.report import provenance
 from gdro.config import RunConfig
-from gdro.results.report import provenance
 
 PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "tokenizers", "numpy")
 LABELS = {"ours": "ours (`train.py`)", "trl": "TRL `GRPOTrainer`"}

@@ -1,7 +1,7 @@
 """A resumable sweep of methods x seeds on the learning simulator, run in this process (or a few).
 
 Each run is `gdro.train.loop.train` on the composed config of `policy=sim` plus the method's overrides
-(`gdro.results.methods`) and the seed, into RUNS/<method slug>/seed_<s>/, exactly what
+(`gdro.analysis.results.methods`) and the seed, into RUNS/<method slug>/seed_<s>/, exactly what
 `python train.py policy=sim ...` would write there. A run folder whose metrics.jsonl ends at the
 configured last step is skipped; an unfinished one (killed mid-run) starts over, as a run takes seconds; a
 folder written with another config is refused, so a sweep of another size needs another RUNS folder.
@@ -21,12 +21,12 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from gdro.analysis.results.methods import Method
 from gdro.config import parse_run_config, register_configs
-from gdro.results.methods import Method
 from gdro.train.loop import train
 from gdro.train.metrics import read_metrics
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 def sim_overrides(steps: int, evals: int = 10) -> list[str]:

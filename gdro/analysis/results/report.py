@@ -1,4 +1,4 @@
-"""`RESULTS.md` from a folder of run folders: provenance, the tables of `gdro.results.table`, figures.
+"""`RESULTS.md` from a folder of run folders: provenance, the tables of `gdro.analysis.results.table`, figures.
 
 The file is generated: its header says so and gives the exact command, the git commit (marked when the
 working tree had uncommitted changes) and the date, so the numbers can be traced and regenerated.
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdro.results.figures import metric_file, write_curriculum_plots, write_metric_figures
-from gdro.results.methods import GRPO
-from gdro.results.runs import UnfinishedRun, find_run_dirs, group_by_method, load_result
-from gdro.results.table import (
+from gdro.analysis.results.figures import metric_file, write_curriculum_plots, write_metric_figures
+from gdro.analysis.results.methods import GRPO
+from gdro.analysis.results.runs import UnfinishedRun, find_run_dirs, group_by_method, load_result
+from gdro.analysis.results.table import (
     MethodSummary,
     activity_table,
     cost_table,
@@ -130,7 +130,11 @@ def results_markdown(
     ]
     lines += [f"![{metric}]({metric_file(metric)})" for metric in metrics]
     if curriculum:
-        lines += ["", "Curriculum plots of one seed per method (`gdro.viz`, as `make plots` draws them):", ""]
+        lines += [
+            "",
+            "Curriculum plots of one seed per method (`gdro.analysis.viz`, as `make plots` draws them):",
+            "",
+        ]
     for summary in summaries:
         if summary.key not in curriculum:
             continue
@@ -168,7 +172,7 @@ def write_results(
     summaries.sort(key=lambda s: s.key != baseline)
     write_metric_figures(summaries, metrics, out_dir)
     curriculum = write_curriculum_plots(summaries, out_dir / CURRICULUM_DIR)
-    origin = provenance(command, Path(__file__).resolve().parents[2])
+    origin = provenance(command, Path(__file__).resolve().parents[3])
     text = results_markdown(summaries, metrics, title, origin, str(runs_dir), curriculum, out_dir, unfinished)
     path = out_dir / "RESULTS.md"
     path.write_text(text)

@@ -5,7 +5,7 @@
 per step in the core (`gdro.core.curriculum_metrics`) and only read here.
 """
 
-from gdro.viz.figures import (
+from gdro.analysis.viz.figures import (
     eval_by_level_figure,
     eval_compare_figure,
     heatmap_figure,
@@ -14,8 +14,8 @@ from gdro.viz.figures import (
     weight_entropy_figure,
     wse_figure,
 )
-from gdro.viz.report import PLOT_FILES, summary_table, write_comparison_plot, write_run_plots
-from gdro.viz.run import (
+from gdro.analysis.viz.report import PLOT_FILES, summary_table, write_comparison_plot, write_run_plots
+from gdro.analysis.viz.run import (
     CurriculumHistory,
     CurriculumRun,
     load_run,

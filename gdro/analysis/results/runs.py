@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from gdro.results.methods import METHODS, method_key
+from gdro.analysis.results.methods import METHODS, method_key
 from gdro.train.metrics import read_metrics
 
 _EVAL_KEY = re.compile(r"^eval/(?:([a-z][a-z0-9_]*)/)?((?:pass|mean)@\d+)(?:/level_(\d+))?$")

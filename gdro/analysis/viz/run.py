@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gdro.analysis.results.methods import method_key
 from gdro.core.curriculum import BIN_SERIES
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES, wse_reduction
 from gdro.core.difficulty import BIN_EDGE_PRESETS
-from gdro.results.methods import method_key
 
 _EVAL_KEY = re.compile(r"^eval/(pass|mean)@(\d+)(?:/level_(\d+))?$")
 _WANDB_BIN_KEY = re.compile(r"^(bins/\w+)/(\d+)$")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from gdro.results.methods import METHOD_NAMES
-from gdro.results.runs import ACTIVITY, RunResult
-from gdro.results.stats import Estimate, mean_interval, paired_gain
+from gdro.analysis.results.methods import METHOD_NAMES
+from gdro.analysis.results.runs import ACTIVITY, RunResult
+from gdro.analysis.results.stats import Estimate, mean_interval, paired_gain
 
 CHECKPOINTS = ("final", "best")
 EMPTY = Estimate(math.nan, math.nan, 0)  # no value: printed "-"
@@ -162,7 +162,7 @@ def cost_table(summaries: Sequence[MethodSummary]) -> list[str]:
 
 
 def activity_table(summaries: Sequence[MethodSummary]) -> list[str]:
-    """Per method: what its adversaries did (`gdro.results.runs.ACTIVITY`), mean over seeds."""
+    """Per method: what its adversaries did (`gdro.analysis.results.runs.ACTIVITY`), mean over seeds."""
     rows = [
         [
             s.name,

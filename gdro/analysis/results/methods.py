@@ -1,7 +1,7 @@
 """The methods compared: each a choice of conf/method/, named by what its runs' configs hold.
 
 A run's method is `method_key(config)`, "sampler[ [resample]] + allocator" from its resolved config, so
-run folders from any sweep (Hydra multirun or `gdro.results.sweep`) group the same way. The paper presets
+run folders from any sweep (Hydra multirun or `gdro.analysis.results.sweep`) group the same way. The paper presets
 (`method=prompt_gdro_paper`, `method=rollout_gdro_paper`) also set the classifier's window; their sampler or
 allocator name tells them apart.
 """

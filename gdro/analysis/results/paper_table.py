@@ -8,12 +8,12 @@ config has the same `method_key` (else that key). The runs of one cell must shar
 
 Per run the checkpoint is one eval step t, and every column is read at it: final = the last eval step;
 best = the step t >= 1 with the highest pooled pass@8, the earliest on a tie
-(`gdro.results.table.checkpoint_values`). For the values x_1..x_n of a cell's seeds (x100):
+(`gdro.analysis.results.table.checkpoint_values`). For the values x_1..x_n of a cell's seeds (x100):
 
     mean = (1/n) sum_s x_s,    std = sqrt(sum_s (x_s - mean)^2 / (n - 1))        (std only for n >= 2)
     gain = 100 (mean / mean_baseline - 1) %                 relative, of the mean pooled pass@8
     paired = mean_s (x_s - b_s) +- t_{0.975, n-1} s_d / sqrt(n)   over the seeds both have, in points
-                                                             (`gdro.results.stats.paired_gain`)
+                                                             (`gdro.analysis.results.stats.paired_gain`)
 
 The paper's gain is 100 (paper / paper_baseline - 1) % from its pass@8 numbers (one run per cell, best
 validation checkpoint).
@@ -29,13 +29,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gdro.results.methods import method_key
-from gdro.results.plan import Plan, resolve_cell
-from gdro.results.report import Provenance, provenance
-from gdro.results.runs import RunResult, find_run_dirs, group_by_method, load_result, result_from_records
-from gdro.results.stats import paired_gain
-from gdro.results.table import _table, checkpoint_values, format_estimate
-from gdro.viz.run import records_from_wandb_history
+from gdro.analysis.results.methods import method_key
+from gdro.analysis.results.plan import Plan, resolve_cell
+from gdro.analysis.results.report import Provenance, provenance
+from gdro.analysis.results.runs import (
+    RunResult,
+    find_run_dirs,
+    group_by_method,
+    load_result,
+    result_from_records,
+)
+from gdro.analysis.results.stats import paired_gain
+from gdro.analysis.results.table import _table, checkpoint_values, format_estimate
+from gdro.analysis.viz.run import records_from_wandb_history
 
 MEAN_METRIC, PASS_METRIC = "mean@8", "pass@8"
 # (column of the mean@8 table, header); "aime" is the evaluator's mean of aime24 and aime25.
@@ -290,7 +296,7 @@ def write_tables(
     if not results:
         raise ValueError(f"no finished runs in {source}")
     cells = build_cells(results, plan)
-    origin = provenance(command, Path(__file__).resolve().parents[2])
+    origin = provenance(command, Path(__file__).resolve().parents[3])
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, latex = out_dir / f"{name}.md", out_dir / f"{name}.tex"
     markdown.write_text(table_markdown(cells, plan, origin, source))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gdro.viz.figures import (
+from gdro.analysis.viz.figures import (
     eval_by_level_figure,
     eval_compare_figure,
     finite_mean,
@@ -19,7 +19,7 @@ from gdro.viz.figures import (
     weight_entropy_figure,
     wse_figure,
 )
-from gdro.viz.run import CurriculumRun
+from gdro.analysis.viz.run import CurriculumRun
 
 # Every PNG `write_run_plots` writes into RUN_DIR/plots/, and the multi-run comparison.
 HEATMAP_FILES = {

@@ -13,7 +13,7 @@ which fires after every optimizer update of any trainer):
   tokens/s   generated completion tokens of the timed steps (up to and including eos, no padding) / seconds;
              ours from metrics.jsonl's tokens/generated, TRL's counted in its reward function, which gets
              every completion's token ids (and checked against TRL's own logged mean completion length).
-The TRL settings are derived from our run config (`trl_settings`); `gdro.bench.trainer_report` states what is
+The TRL settings are derived from our run config (`trl_settings`); `gdro.analysis.bench.trainer_report` states what is
 matched and what cannot be.
 """
 
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import HFPolicyConfig, RunConfig, SyntheticDatasetConfig, TinyModelConfig, parse_run_config
-from gdro.results.sweep import compose_run_config
 from gdro.rewards import Reward
 from gdro.train.checkpoint import resolve_resume
 from gdro.train.loop import train
