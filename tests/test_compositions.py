@@ -12,7 +12,8 @@ After an intentional change of a resolved config, rewrite the record and review 
     GDRO_REGENERATE_COMPOSITIONS=1 python -m pytest tests/test_compositions.py
 
 It re-resolves every recorded key (through NEW_SPELLING) and records every composition below that no key
-spells yet: each `group=choice` of conf/, the plans' cells and the override lists of TEST_RUNS.
+spells yet: each `group=choice` of conf/, a method over the frontier experiment and over the simulator, the
+plans' cells and the runs of the tests (TEST_RUNS).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 from conf_helpers import CONF_DIR, compose_config
 
-from gdro.analysis.results.plan import load_plan
+from gdro.analysis.results.plan import cell_overrides, composed, load_plan
 
 GOLDEN = Path(__file__).parent / "fixtures" / "resolved_configs.json"
 REGENERATE = "GDRO_REGENERATE_COMPOSITIONS"
@@ -37,9 +38,9 @@ TOGETHER = (
     ["dataset=dapo_math", "reward=math_verify", "eval=math_benchmarks"],
     ["dataset=dapo_math", "reward=dapo", "eval=math_benchmarks"],
 )
-# What the tests and scripts compose besides single choices: a method over the frontier experiment
-# (make reproduce-embedded) and over the simulator (make reproduce-sim); the small embedded run of
-# test_train_hf (QUICK, with the steps its runs set), its learning run (LEARNING), and the lists built on them.
+# The override lists the tests spelled out before conf/debug/: the small embedded run of test_train_hf (QUICK,
+# now debug=quick with its 2 steps), its learning run (LEARNING, now debug=overfit) and the small run of
+# test_reproduce_embedded (EMBEDDED_TINY, now debug=quick and four settings).
 QUICK = [
     "logger=none",
     "dataset.num_train=256",
@@ -80,34 +81,78 @@ EMBEDDED_TINY = [
     "trainer.max_new_tokens=48",
     "trainer.eval_samples=2",
 ]
-TEST_RUNS = (
-    [*QUICK, "trainer.steps=2"],
-    [*QUICK, "sampler=prompt_gdro_paper", "allocator=rollout_gdro_paper", "trainer.steps=2"],
-    [*QUICK, "trainer.steps=4", "trainer.eval_every=1", "trainer.save_every=1", "trainer.keep_checkpoints=4"],
-    [
-        *QUICK,
-        "trainer.backend=deepspeed",
-        "trainer.save_every=2",
-        "trainer.eval_every=2",
-        "trainer.steps=4",
-        "allocator=rollout_gdro",
-        "trainer.torch_threads=1",
-        "trainer.lr=0.001",
-        "trainer.warmup_steps=0",
-    ],
-    LEARNING,
-    [*LEARNING, "seed=1", "policy.engine=vllm", f"policy.vllm.kv_cache_memory_bytes={64 << 20}"],
-    [
-        *LEARNING,
-        "policy.engine=vllm",
-        f"policy.vllm.kv_cache_memory_bytes={64 << 20}",
+VLLM = ["policy.engine=vllm", f"policy.vllm.kv_cache_memory_bytes={64 << 20}"]
+DISTRIBUTED = [
+    "trainer.backend=deepspeed",
+    "trainer.save_every=2",
+    "trainer.eval_every=2",
+    "trainer.steps=4",
+    "allocator=rollout_gdro",
+    "trainer.torch_threads=1",
+    "trainer.lr=0.001",
+    "trainer.warmup_steps=0",
+]
+EXPORT = ["trainer.steps=4", "trainer.eval_every=1", "trainer.save_every=1", "trainer.keep_checkpoints=4"]
+PAPER_PRESETS = ["sampler=prompt_gdro_paper", "allocator=rollout_gdro_paper", "trainer.steps=2"]
+FRONTIER = ["experiment=frontier", "logger=none", "trainer.torch_threads=1"]
+TEST_RUNS = {
+    (*QUICK, "trainer.steps=2"): ["debug=quick"],
+    (*QUICK, *PAPER_PRESETS[:2], "trainer.steps=2"): ["debug=quick", *PAPER_PRESETS],
+    (*QUICK, *EXPORT): ["debug=quick", *EXPORT],
+    (*QUICK, *DISTRIBUTED): ["debug=quick", *DISTRIBUTED],
+    tuple(LEARNING): ["debug=overfit"],
+    (*LEARNING, "seed=1", *VLLM): ["debug=overfit", "seed=1", *VLLM],
+    (*LEARNING, *VLLM, "trainer.steps=6", "trainer.eval_every=6"): [
+        "debug=overfit",
+        *VLLM,
         "trainer.steps=6",
         "trainer.eval_every=6",
     ],
-    ["experiment=frontier", "logger=none", "trainer.torch_threads=1", *EMBEDDED_TINY, "method=grpo"],
-)
+    (*FRONTIER, *EMBEDDED_TINY, "method=grpo"): [
+        *FRONTIER,
+        "debug=quick",
+        "dataset.num_train=64",
+        "trainer.prompts_per_step=4",
+        "trainer.eval_every=1",
+        "trainer.save_every=1",
+        "method=grpo",
+    ],
+}
+# The paper's runs, one experiment file per scale and method until conf/experiment/paper.yaml composed them with
+# `model=` and `method=` (the plans' cells the same, with the plans' common overrides), and the ablations'
+# methods, once the GRPO experiment and the method's sampler or allocator, now a method of conf/method/.
+SCALES = ("1.7b", "4b", "8b")
+PAPER_METHODS = {"grpo": "grpo", "prompt_gdro": "prompt_gdro_paper", "rollout_gdro": "rollout_gdro_paper"}
+ABLATION_METHODS = {
+    ("sampler=prompt_gdro",): "prompt_gdro",
+    ("sampler=prompt_gdro", "sampler.mode=resample"): "prompt_gdro_resample",
+    ("allocator=rollout_gdro",): "rollout_gdro",
+    ("allocator=sqrt_optimal",): "sqrt_optimal",
+    ("sampler=prompt_gdro", "allocator=rollout_gdro"): "prompt_rollout_gdro",
+}
+PLAN_COMMON = ["trainer.backend=deepspeed", "policy.engine=vllm"]
+
+
+def _new_spelling() -> dict[str, list[str]]:
+    """Recorded key -> today's overrides, for every composition whose spelling changed."""
+    spellings = {" ".join(old): new for old, new in TEST_RUNS.items()}
+    spellings["experiment=paper_prompt_gdro"] = ["method=prompt_gdro_paper"]
+    spellings["experiment=paper_rollout_gdro"] = ["method=rollout_gdro_paper"]
+    for scale in SCALES:
+        paper = f"experiment=paper_{scale}_"
+        model = f"model=qwen3_{scale}"
+        for method, choice in PAPER_METHODS.items():
+            spellings[paper + method] = ["experiment=paper", model, f"method={choice}"]
+            cell = ["experiment=paper", *PLAN_COMMON, model, f"method={choice}"]
+            spellings[" ".join([*PLAN_COMMON, paper + method])] = cell
+        for overrides, choice in ABLATION_METHODS.items():
+            cell = ["experiment=paper", *PLAN_COMMON, model, f"method={choice}"]
+            spellings[" ".join([*PLAN_COMMON, paper + "grpo", *overrides])] = cell
+    return spellings
+
+
 # Key -> today's overrides, for the compositions that conf/ spells differently since they were recorded.
-NEW_SPELLING: dict[str, list[str]] = {}
+NEW_SPELLING = _new_spelling()
 
 
 def spelling(key: str) -> list[str]:
@@ -137,21 +182,26 @@ def plan_cells() -> Iterator[list[str]]:
         plan = load_plan(path)
         for scale in plan.scales.values():
             for method in plan.methods.values():
-                overrides = [*plan.common, *method.overrides_for(scale)]
-                yield [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+                yield [o for o in cell_overrides(plan, scale, method) if composed(o)]
 
 
-def wanted() -> Iterator[list[str]]:
-    """Every composition the record must hold."""
-    yield []
-    yield from choices()
-    yield from TOGETHER
+def unrecorded(keys: list[str]) -> list[list[str]]:
+    """The compositions that the record must hold and that no key in `keys` spells: the default, each
+    `group=choice` of conf/ (held by any spelling that names it), TOGETHER, each method over the frontier
+    experiment and over the simulator, each plan cell and each test run."""
+    spelled = {tuple(spelling(key)) for key in keys}
+    named = {override for overrides in spelled for override in overrides}
     methods = [f"method={p.stem}" for p in sorted((CONF_DIR / "method").glob("*.yaml"))]
-    for method in methods:
-        yield ["experiment=frontier", method]
-        yield ["policy=sim", method]
-    yield from plan_cells()
-    yield from TEST_RUNS
+    compositions = [
+        [],
+        *TOGETHER,
+        *(["experiment=frontier", method] for method in methods),
+        *(["policy=sim", method] for method in methods),
+        *plan_cells(),
+        *TEST_RUNS.values(),
+    ]
+    missing = [c for c in compositions if tuple(c) not in spelled]
+    return missing + [c for c in choices() if c[0] not in named]
 
 
 def load_golden() -> dict[str, dict[str, Any]]:
@@ -161,10 +211,8 @@ def load_golden() -> dict[str, dict[str, Any]]:
 def regenerate() -> dict[str, dict[str, Any]]:
     """Re-resolve every recorded key, add every wanted composition that no key spells, write the record
     (one composition per line) and return it."""
-    golden = load_golden()
-    keys = list(golden)
-    spelled = {tuple(spelling(key)) for key in keys}
-    keys += [" ".join(o) for o in wanted() if tuple(o) not in spelled and " ".join(o) not in keys]
+    keys = list(load_golden())
+    keys += [" ".join(overrides) for overrides in unrecorded(keys)]
     record = {key: resolved(spelling(key)) for key in dict.fromkeys(keys)}
     lines = [f"{json.dumps(key)}: {json.dumps(config)}" for key, config in record.items()]
     GOLDEN.write_text("{\n" + ",\n".join(lines) + "\n}\n")
@@ -192,6 +240,11 @@ def test_each_recorded_composition_resolves_as_recorded(key: str) -> None:
 def test_every_wanted_composition_is_recorded() -> None:
     """Each choice of conf/, each plan cell and each test run is spelled by a recorded key: a new one fails
     here until the record is regenerated (module docstring)."""
-    spelled = {tuple(spelling(key)) for key in GOLDEN_CONFIGS}
-    missing = [" ".join(o) for o in wanted() if tuple(o) not in spelled]
-    assert missing == [], f"not recorded; regenerate with {REGENERATE}=1"
+    assert unrecorded(list(GOLDEN_CONFIGS)) == [], f"not recorded; regenerate with {REGENERATE}=1"
+
+
+def test_the_paper_experiment_alone_is_grpo_at_1_7b() -> None:
+    """`experiment=paper` defaults to model=qwen3_1.7b and GRPO; a command-line `model=` wins over it."""
+    grpo_1_7b = GOLDEN_CONFIGS["experiment=paper_1.7b_grpo"]
+    assert json.dumps(resolved(["experiment=paper"])) == json.dumps(grpo_1_7b)
+    assert resolved(["model=qwen3_8b", "experiment=paper"])["model"]["name"] == "qwen3_8b"
