@@ -7,13 +7,14 @@ key to today's overrides, so the record proves the new spelling resolves to what
 is the one `python train.py OVERRIDES --cfg job --resolve` prints (tests/conf_helpers.compose_config), with
 the environment variables that conf/ reads (ENVIRONMENT) unset.
 
-After an intentional change of a resolved config, rewrite the record and review its diff:
+A new choice in conf/ (or plan cell) fails `test_every_wanted_composition_is_recorded` until it is recorded;
+`new` records what no key spells yet (each `group=choice` of conf/, a method over the frontier experiment and
+over the simulator, the plans' cells, TEST_RUNS) and leaves the recorded configs as they are. After an
+intentional change of a resolved config, `all` also re-resolves every recorded key (through NEW_SPELLING).
+Review the record's diff either way:
 
-    GDRO_REGENERATE_COMPOSITIONS=1 python -m pytest tests/test_compositions.py
-
-It re-resolves every recorded key (through NEW_SPELLING) and records every composition below that no key
-spells yet: each `group=choice` of conf/, a method over the frontier experiment and over the simulator, the
-plans' cells and the runs of the tests (TEST_RUNS).
+    GDRO_REGENERATE_COMPOSITIONS=new python -m pytest tests/test_compositions.py
+    GDRO_REGENERATE_COMPOSITIONS=all python -m pytest tests/test_compositions.py
 """
 
 from __future__ import annotations
@@ -208,18 +209,22 @@ def load_golden() -> dict[str, dict[str, Any]]:
     return json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
 
 
-def regenerate() -> dict[str, dict[str, Any]]:
-    """Re-resolve every recorded key, add every wanted composition that no key spells, write the record
-    (one composition per line) and return it."""
-    keys = list(load_golden())
-    keys += [" ".join(overrides) for overrides in unrecorded(keys)]
-    record = {key: resolved(spelling(key)) for key in dict.fromkeys(keys)}
+def regenerate(everything: bool) -> dict[str, dict[str, Any]]:
+    """Record every composition of `unrecorded` under its overrides, and re-resolve the recorded ones when
+    `everything`; write the record (one composition per line) and return it."""
+    record = load_golden()
+    if everything:
+        record = {key: resolved(spelling(key)) for key in record}
+    for overrides in unrecorded(list(record)):
+        record[" ".join(overrides)] = resolved(overrides)
     lines = [f"{json.dumps(key)}: {json.dumps(config)}" for key, config in record.items()]
     GOLDEN.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     return record
 
 
-GOLDEN_CONFIGS = regenerate() if os.environ.get(REGENERATE) == "1" else load_golden()
+if os.environ.get(REGENERATE, "") not in ("", "new", "all"):
+    raise ValueError(f"{REGENERATE}={os.environ[REGENERATE]!r}: use new or all")
+GOLDEN_CONFIGS = regenerate(os.environ[REGENERATE] == "all") if os.environ.get(REGENERATE) else load_golden()
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -240,7 +245,7 @@ def test_each_recorded_composition_resolves_as_recorded(key: str) -> None:
 def test_every_wanted_composition_is_recorded() -> None:
     """Each choice of conf/, each plan cell and each test run is spelled by a recorded key: a new one fails
     here until the record is regenerated (module docstring)."""
-    assert unrecorded(list(GOLDEN_CONFIGS)) == [], f"not recorded; regenerate with {REGENERATE}=1"
+    assert unrecorded(list(GOLDEN_CONFIGS)) == [], f"not recorded; record them with {REGENERATE}=new"
 
 
 def test_the_paper_experiment_alone_is_grpo_at_1_7b() -> None:
