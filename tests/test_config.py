@@ -142,30 +142,39 @@ def test_every_experiment_composes_and_validates(experiment: str) -> None:
     assert run.budget.nbar == 4.0
 
 
-def test_paper_experiments_carry_what_a_single_group_cannot() -> None:
-    prompt = parse_run_config(compose_config(["experiment=paper_prompt_gdro"]))
+def test_paper_methods_carry_what_a_single_group_cannot() -> None:
+    prompt = parse_run_config(compose_config(["method=prompt_gdro_paper"]))
     assert (prompt.sampler, prompt.allocator, prompt.classifier.window) == ("prompt_gdro_paper", "fixed", 100)
     assert prompt.sampler_config.score_signal == "surrogate" and prompt.sampler_config.share_norm
-    rollout = parse_run_config(compose_config(["experiment=paper_rollout_gdro"]))
+    rollout = parse_run_config(compose_config(["method=rollout_gdro_paper"]))
     assert (rollout.sampler, rollout.allocator, rollout.classifier.window) == (
         "uniform",
         "rollout_gdro_paper",
         50,
     )
     assert rollout.allocator_config.utility == "surrogate" and rollout.allocator_config.alpha == 0.05
-    # A command-line value still wins over the experiment's.
+    # A command-line value still wins over the method's.
     assert (
         parse_run_config(
-            compose_config(["experiment=paper_rollout_gdro", "classifier.window=7"])
+            compose_config(["method=rollout_gdro_paper", "classifier.window=7"])
         ).classifier.window
         == 7
     )
 
 
 def test_paper_experiment_prints_its_composed_config() -> None:
-    """`python train.py experiment=paper_8b_rollout_gdro --cfg job` composes on a CPU without any download."""
+    """`python train.py experiment=paper model=qwen3_8b method=rollout_gdro_paper --cfg job` composes on a CPU
+    without any download."""
     result = subprocess.run(
-        [sys.executable, "train.py", "experiment=paper_8b_rollout_gdro", "--cfg", "job"],
+        [
+            sys.executable,
+            "train.py",
+            "experiment=paper",
+            "model=qwen3_8b",
+            "method=rollout_gdro_paper",
+            "--cfg",
+            "job",
+        ],
         cwd=CONF_DIR.parent,
         capture_output=True,
         text=True,

@@ -40,13 +40,19 @@ def test_gpu_hours_by_hand() -> None:
     """The formula of gdro.analysis.results.cost on the paper's 1.7B setting, then with overrides that change each
     term: no KL and two PPO epochs give c = 2 + 0 + 2 (6 + 2) = 18 against 12, eval_every 300
     evaluates at 0, 300, 600, 900 and 1000 (V = 5, not the 4 of floor(K / eval_every) + 1)."""
-    config = compose_config(["experiment=paper_1.7b_grpo"])
+    config = compose_config(["experiment=paper", "model=qwen3_1.7b"])
     cost = estimate_gpu_hours(config, 1.72e9, _cost_model())
     for phase, hours in HAND_1_7B.items():
         assert getattr(cost, phase) == pytest.approx(hours, abs=1e-4)
     assert cost.total == pytest.approx(HAND_1_7B_TOTAL, abs=1e-4)
     changed = compose_config(
-        ["experiment=paper_1.7b_grpo", "trainer.kl_coef=0", "trainer.ppo_epochs=2", "trainer.eval_every=300"]
+        [
+            "experiment=paper",
+            "model=qwen3_1.7b",
+            "trainer.kl_coef=0",
+            "trainer.ppo_epochs=2",
+            "trainer.eval_every=300",
+        ]
     )
     other = estimate_gpu_hours(changed, 1.72e9, _cost_model())
     assert other.generation == pytest.approx(cost.generation)
@@ -54,7 +60,7 @@ def test_gpu_hours_by_hand() -> None:
     assert other.evaluation == pytest.approx(cost.evaluation * 5 / 21)
     assert (evaluations(1000, 300), evaluations(1000, 50), evaluations(3, 3)) == (5, 21, 2)
     nbar = estimate_gpu_hours(
-        compose_config(["experiment=paper_1.7b_grpo", "allocator.nbar=8"]), 1.72e9, _cost_model()
+        compose_config(["experiment=paper", "model=qwen3_1.7b", "allocator.nbar=8"]), 1.72e9, _cost_model()
     )
     assert nbar.generation == pytest.approx(2 * cost.generation)
     assert nbar.evaluation == pytest.approx(cost.evaluation)
@@ -83,7 +89,8 @@ def test_dry_run_of_table1_at_1_7b_lists_every_job(capsys: pytest.CaptureFixture
         assert (gpus, hours) == ("8", f"{HAND_1_7B_TOTAL:.1f}")
     assert f"total 1.7b: 9 jobs, {9 * HAND_1_7B_TOTAL:.1f} GPU-h" in out
     assert (
-        "  python train.py -m trainer.backend=deepspeed policy.engine=vllm experiment=paper_1.7b_rollout_gdro seed=0,1,2 "
+        "  python train.py -m experiment=paper trainer.backend=deepspeed policy.engine=vllm model=qwen3_1.7b "
+        "method=rollout_gdro_paper seed=0,1,2 "
         "hydra/launcher=slurm hydra.launcher.gpus_per_node=8 hydra.launcher.tasks_per_node=8 "
         "hydra.sweep.dir=outputs/paper_table1/1.7b/rollout_gdro"
     ) in out
@@ -92,7 +99,7 @@ def test_dry_run_of_table1_at_1_7b_lists_every_job(capsys: pytest.CaptureFixture
 def test_ablation_plan_composes_at_every_scale() -> None:
     """Every cell of the ablation plan composes, validates and trains its scale's model; each keeps the
     paper's Appendix A settings (the trainer and budget of the GRPO experiment) and differs in the method
-    only. (Table 1's cells are the paper_* experiments, which tests/test_config.py composes.)"""
+    only."""
     expected = [
         "uniform + fixed",
         "prompt_gdro + fixed",
@@ -134,14 +141,14 @@ def test_broken_plans_fail_the_dry_run(tmp_path: Path) -> None:
     argv = ["--scale", "1.7b", "--seeds", "3", "--dry"]
     broken = {
         **methods,
-        "prompt_gdro": {"name": "P", "overrides": ["experiment=paper_{scale}_grpo", "sampler=nope"]},
+        "prompt_gdro": {"name": "P", "overrides": ["method=grpo", "sampler=nope"]},
     }
     with pytest.raises(MissingConfigException, match="nope"):
         paper_grid.main(["--plan", str(_write_plan(tmp_path / "a.yaml", methods=broken)), *argv])
     invalid = _write_plan(tmp_path / "b.yaml", common=["trainer.backend=gpu"])
     with pytest.raises(ConfigError, match="trainer.backend='gpu'"):
         paper_grid.main(["--plan", str(invalid), *argv])
-    wrong = {**methods, "grpo": {"name": "GRPO", "overrides": ["experiment=paper_4b_grpo"]}}
+    wrong = {**methods, "grpo": {"name": "GRPO", "overrides": ["model=qwen3_4b", "method=grpo"]}}
     with pytest.raises(ValueError, match="trains model 'qwen3_4b', the scale's is 'qwen3_1.7b'"):
         paper_grid.main(["--plan", str(_write_plan(tmp_path / "c.yaml", methods=wrong)), *argv])
     with pytest.raises(ValueError, match="baseline 'nope'"):

@@ -56,10 +56,11 @@ def synthetic_runs() -> list[tuple[dict, list[dict]]]:
     """(config, metrics records) per run: 20 steps, evals at 0, 10 and 20, composed as the plan composes."""
     runs = []
     for (scale, method), (extra, pooled) in RUNS.items():
-        experiment = f"experiment=paper_{scale}_{'grpo' if method == 'ours' else method}"
-        config = compose_config(
-            ["trainer.backend=deepspeed", experiment, *extra, "trainer.steps=20", "trainer.eval_every=10"]
+        choice = {"prompt_gdro": "prompt_gdro_paper", "rollout_gdro": "rollout_gdro_paper"}.get(
+            method, "grpo"
         )
+        paper = ["experiment=paper", "trainer.backend=deepspeed", f"model=qwen3_{scale}", f"method={choice}"]
+        config = compose_config([*paper, *extra, "trainer.steps=20", "trainer.eval_every=10"])
         for seed in range(len(pooled[20])):
             records = [{"step": 0, **eval_record(0.9, 0)}]
             for step in range(1, 21):

@@ -17,16 +17,11 @@ from gdro.analysis.results.stats import mean_interval
 from gdro.train.metrics import read_metrics
 
 TINY = [
-    "model.warm_start.steps=40",
-    "model.warm_start.batch_size=32",
+    "debug=quick",
     "dataset.num_train=64",
-    "dataset.num_eval_per_level=2",
-    "trainer.steps=2",
     "trainer.prompts_per_step=4",
     "trainer.eval_every=1",
     "trainer.save_every=1",
-    "trainer.max_new_tokens=48",
-    "trainer.eval_samples=2",
 ]
 
 
@@ -36,8 +31,8 @@ def test_every_method_file_is_a_compared_method_and_wins_over_an_experiment() ->
         frontier = compose_config(["experiment=frontier", *method.overrides])
         assert method_key(frontier) == method.key
         assert frontier["dataset"]["level_steps"] == [1, 2, 4, 6, 9, 12, 16, 20]
-    paper = compose_config(["experiment=paper_1.7b_prompt_gdro", "method=grpo"])
-    assert (paper["sampler"]["name"], paper["model"]["name"]) == ("uniform", "qwen3_1.7b")
+    smoke = compose_config(["experiment=math_smoke", "method=grpo"])
+    assert (smoke["sampler"]["name"], smoke["dataset"]["name"]) == ("uniform", "dapo_math")
     assert compose_config(["method=rollout_gdro_paper"])["classifier"]["window"] == 50
 
 

@@ -4,16 +4,17 @@ Hydra composition into jobs, each with its GPU-hours, and launched as one Hydra 
 A plan file holds:
 
     name, title     the plan's name (its runs go to outputs/<name>/<scale>/<method>/<n>) and the tables' title
-    scales          scale -> {model: a conf/model/ choice, parameters: N of the cost model}
-    methods         method -> {name: as the tables print it, overrides: Hydra overrides, "{scale}" replaced}
+    scales          scale -> {model: the conf/model/ choice its jobs train, parameters: N of the cost model}
+    methods         method -> {name: as the tables print it, overrides: its Hydra overrides, e.g. method=grpo}
     baseline        the method whose runs the others are compared with, scale by scale
-    common          overrides of every job, before the method's
+    common          overrides of every job, before the scale's and the method's, e.g. experiment=paper
     gpus_per_job    GPUs of one job (one rank per GPU, one node)
     paper           scale -> method -> the paper's pooled pass@8 x100 ({} when the paper has none)
     cost            the cost model's assumptions (`gdro.analysis.results.cost.CostModel`)
 
-A cell is (scale, method): its config is composed once from `common + overrides + extra` as `train.py`
-composes it, validated, and must train the scale's model; a job is a cell and a seed, whose config is the
+A cell is (scale, method): its config is composed once from `common + [model=<the scale's model>] +
+overrides + extra` as `train.py` composes it (a command-line `model=` wins over an experiment's), validated,
+and must train the scale's model; a job is a cell and a seed, whose config is the
 cell's with `seed` set (no key of conf/ interpolates it: `tests/test_results.py` checks the same shortcut).
 """
 
@@ -48,15 +49,11 @@ class Scale:
 
 @dataclass(frozen=True)
 class PlanMethod:
-    """A method of the plan: `key` (its run folders' name), `name` (the tables'), override templates."""
+    """A method of the plan: `key` (its run folders' name), `name` (the tables'), its overrides."""
 
     key: str
     name: str
     overrides: tuple[str, ...]
-
-    def overrides_for(self, scale: Scale) -> list[str]:
-        """The overrides with "{scale}" replaced by the scale's name."""
-        return [override.replace("{scale}", scale.name) for override in self.overrides]
 
 
 @dataclass(frozen=True)
@@ -121,8 +118,8 @@ def load_plan(path: str | Path) -> Plan:
 
 
 @dataclass(frozen=True, eq=False)
-class Cell:
-    """One (scale, method) of a plan: the overrides that launch it, its resolved config (seed 0) and the
+class ResolvedCell:
+    """One (scale, method) of a plan, resolved: the overrides that launch it, its config (seed 0) and the
     GPU-hours of one of its runs. Equal only to itself (its config is a dict)."""
 
     scale: Scale
@@ -136,7 +133,7 @@ class Cell:
 class Job:
     """One run: a cell and a seed."""
 
-    cell: Cell
+    cell: ResolvedCell
     seed: int
 
     @property
@@ -144,9 +141,14 @@ class Job:
         return {**self.cell.config, "seed": self.seed}
 
 
-def _composed(override: str) -> bool:
+def composed(override: str) -> bool:
     """Overrides of the run's config; `hydra.*` and `hydra/*` ones only shape the launch."""
     return not override.startswith(("hydra.", "hydra/"))
+
+
+def cell_overrides(plan: Plan, scale: Scale, method: PlanMethod, extra: Sequence[str] = ()) -> list[str]:
+    """`common`, `model=<the scale's model>`, the method's overrides, then `extra`."""
+    return [*plan.common, f"model={scale.model}", *method.overrides, *extra]
 
 
 def select_scales(plan: Plan, scale: str) -> list[Scale]:
@@ -166,38 +168,39 @@ def select_methods(plan: Plan, keys: Sequence[str] | None) -> list[PlanMethod]:
     return [m for key, m in plan.methods.items() if keys is None or key in keys]
 
 
-def resolve_cell(plan: Plan, scale: Scale, method: PlanMethod, extra: Sequence[str] = ()) -> Cell:
+def resolve_cell(plan: Plan, scale: Scale, method: PlanMethod, extra: Sequence[str] = ()) -> ResolvedCell:
     """Compose and validate the cell's config as `train.py` would (a composition error propagates); a
-    ValueError when it trains another model than the scale's."""
-    overrides = (*plan.common, *method.overrides_for(scale), *extra)
-    config = compose_run_config([o for o in overrides if _composed(o)])
+    ValueError when it trains another model than the scale's (a method's own `model=` wins)."""
+    overrides = tuple(cell_overrides(plan, scale, method, extra))
+    config = compose_run_config([o for o in overrides if composed(o)])
     parse_run_config(config)
     if config["model"]["name"] != scale.model:
         raise ValueError(
             f"{plan.path}: {method.key} at {scale.name} trains model {config['model']['name']!r}, "
             f"the scale's is {scale.model!r}"
         )
-    return Cell(scale, method, overrides, config, estimate_gpu_hours(config, scale.parameters, plan.cost))
+    cost = estimate_gpu_hours(config, scale.parameters, plan.cost)
+    return ResolvedCell(scale, method, overrides, config, cost)
 
 
 def resolve_cells(
     plan: Plan, scales: Sequence[Scale], methods: Sequence[PlanMethod], extra: Sequence[str] = ()
-) -> list[Cell]:
+) -> list[ResolvedCell]:
     """Every (scale, method), scale by scale, methods in the plan's order."""
     return [resolve_cell(plan, scale, method, extra) for scale in scales for method in methods]
 
 
-def jobs_of(cells: Sequence[Cell], seeds: int) -> list[Job]:
+def jobs_of(cells: Sequence[ResolvedCell], seeds: int) -> list[Job]:
     """Seeds 0..seeds-1 of every cell."""
     return [Job(cell, seed) for cell in cells for seed in range(seeds)]
 
 
-def sweep_dir(root: Path, cell: Cell) -> Path:
+def sweep_dir(root: Path, cell: ResolvedCell) -> Path:
     """ROOT/<scale>/<method>; Hydra writes the seeds' runs into its subfolders 0, 1, ... (job numbers)."""
     return root / cell.scale.name / cell.method.key
 
 
-def multirun_command(cell: Cell, seeds: int, launcher: str, gpus: int, root: Path) -> list[str]:
+def multirun_command(cell: ResolvedCell, seeds: int, launcher: str, gpus: int, root: Path) -> list[str]:
     """`train.py -m OVERRIDES seed=0,..,S-1 hydra/launcher=L [GPUs] hydra.sweep.dir=...` (without the
     interpreter): one Hydra multirun of the cell's seeds. The submitit launchers get `gpus` GPUs and as
     many ranks (tasks) per job."""
