@@ -1,0 +1,165 @@
+"""One registry per controller family: a controller kept outside the repository (its module and its YAML
+file, nothing else) trains through `train.py`, and the lists that name controllers read the registries.
+
+The toy sampler is the recipe of CONTRIBUTING.md ("Add a sampler"), run as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conf_helpers import CONF_DIR, compose_config
+
+from gdro.analysis.results.methods import read_methods
+from gdro.config import ConfigError, parse_run_config
+from gdro.config.store import schema_nodes
+from gdro.core.registry import PLUGINS_VARIABLE
+from gdro.train.metrics import read_metrics
+
+REPO_ROOT = CONF_DIR.parent
+
+TOY_MODULE = '''
+"""A toy sampler: always the first M prompts, every advantage weighted `weight`."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gdro.core.bin_stats import bin_counts
+from gdro.core.registry import SAMPLERS
+from gdro.core.samplers.base import SamplerPlan
+
+
+@dataclass
+class FirstPromptsConfig:
+    weight: float = 1.0  # the advantage weight of every prompt
+
+
+@SAMPLERS.register("first_prompts", config=FirstPromptsConfig)
+class FirstPromptsSampler:
+    def __init__(self, num_prompts, num_groups, config):
+        self.num_groups, self.config = num_groups, config
+
+    def plan(self, batch_size, classifier):
+        prompt_ids = np.arange(batch_size)
+        bins = classifier.classify(prompt_ids)
+        share = bin_counts(bins, self.num_groups) / batch_size
+        return SamplerPlan(prompt_ids, bins, share, np.full(batch_size, self.config.weight))
+
+    def update(self, result):
+        pass
+
+    def bin_scores(self):
+        return np.full(self.num_groups, self.config.weight)
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+'''
+
+TOY_PRESET = """\
+# The toy sampler with heavier advantages: the fields that differ from FirstPromptsConfig.
+defaults: [base_first_prompts, _self_]
+name: first_prompts_heavy
+weight: 2.5
+"""
+
+
+def _repo_state() -> str:
+    """`git status` of the repository: modified and untracked files."""
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_sampler_outside_the_repository_trains_through_train_py(tmp_path: Path) -> None:
+    package = tmp_path / "plugins" / "toy_samplers"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "first_prompts.py").write_text(textwrap.dedent(TOY_MODULE))
+    conf = tmp_path / "conf" / "sampler"
+    conf.mkdir(parents=True)
+    (conf / "first_prompts_heavy.yaml").write_text(TOY_PRESET)
+    before = _repo_state()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(tmp_path / "plugins"), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
+        PLUGINS_VARIABLE: "toy_samplers.first_prompts",
+    }
+    run_dir = tmp_path / "run"
+    overrides = [
+        "policy=sim",
+        "logger=none",
+        "sampler=first_prompts_heavy",
+        "trainer.steps=3",
+        "trainer.prompts_per_step=16",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = subprocess.run(
+        [sys.executable, "train.py", *overrides],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = [
+        record for record in read_metrics(run_dir / "metrics.jsonl") if "advantage/weight_max" in record
+    ]
+    assert [record["step"] for record in records] == [1, 2, 3]
+    for record in records:  # the toy's batch and weights, not the uniform sampler's
+        assert record["advantage/weight_max"] == 2.5
+        assert {score for score in record["bins/score"] if score is not None} == {2.5}
+    config = (run_dir / "config.json").read_text()
+    assert '"_schema_": "first_prompts"' in config and '"name": "first_prompts_heavy"' in config
+    assert _repo_state() == before  # nothing written into the repository
+
+
+def test_the_stored_controller_nodes_are_the_registered_entries() -> None:
+    controllers = sorted(name for group, name in schema_nodes() if group in ("sampler", "allocator"))
+    assert controllers == [
+        "base_fixed",
+        "base_prompt_gdro",
+        "base_rollout_gdro",
+        "base_sqrt_optimal",
+        "base_uniform",
+    ]
+
+
+def test_the_reward_name_is_checked_against_the_registry() -> None:
+    config = compose_config(["reward=dapo"])
+    config["reward"]["name"] = "exact"
+    with pytest.raises(
+        ConfigError,
+        match=r"reward\.name='exact': use one of \['dapo', 'gpqa', 'integer_match', 'math_verify'\]",
+    ):
+        parse_run_config(config)
+
+
+def test_a_new_method_is_one_file_of_conf_method(tmp_path: Path) -> None:
+    for path in (CONF_DIR / "method").glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text())
+    (tmp_path / "sqrt_prompt_gdro.yaml").write_text(
+        "# @package _global_\n# Table row 9: Prompt-GDRO + sqrt-optimal\n"
+        "defaults:\n  - override /sampler: prompt_gdro\n  - override /allocator: sqrt_optimal\n"
+    )
+    methods = read_methods(tmp_path)
+    assert (methods[-1].key, methods[-1].name, methods[-1].choice) == (
+        "prompt_gdro + sqrt_optimal",
+        "Prompt-GDRO + sqrt-optimal",
+        "sqrt_prompt_gdro",
+    )
+    assert [method.choice for method in methods[:2]] == ["grpo", "prompt_gdro"]
+    (tmp_path / "unnamed.yaml").write_text("# @package _global_\ndefaults:\n  - override /sampler: uniform\n")
+    with pytest.raises(ValueError, match="no '# Table row N: <name>' line"):
+        read_methods(tmp_path)
