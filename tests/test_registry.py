@@ -1,74 +1,44 @@
 """One registry per controller family: a controller kept outside the repository (its module and its YAML
 file, nothing else) trains through `train.py`, and the lists that name controllers read the registries.
 
-The toy sampler is the recipe of CONTRIBUTING.md ("Add a sampler"), run as a user would run it."""
+The toy sampler is the recipe of CONTRIBUTING.md ("Add a sampler"), read from it and run as a user would."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conf_helpers import CONF_DIR, compose_config
+from sim_helpers import build_sim_run
 
 from gdro.analysis.results.methods import read_methods
 from gdro.config import ConfigError, parse_run_config
 from gdro.config.store import schema_nodes
-from gdro.core.registry import PLUGINS_VARIABLE
+from gdro.core.registry import ALLOCATORS, PLUGINS_VARIABLE, SAMPLERS
 from gdro.train.metrics import read_metrics
 
 REPO_ROOT = CONF_DIR.parent
 
-TOY_MODULE = '''
-"""A toy sampler: always the first M prompts, every advantage weighted `weight`."""
-
-from dataclasses import dataclass
-
-import numpy as np
-
-from gdro.core.bin_stats import bin_counts
-from gdro.core.registry import SAMPLERS
-from gdro.core.samplers.base import SamplerPlan
+CONTRIBUTING = CONF_DIR.parent / "CONTRIBUTING.md"
 
 
-@dataclass
-class FirstPromptsConfig:
-    weight: float = 1.0  # the advantage weight of every prompt
-
-
-@SAMPLERS.register("first_prompts", config=FirstPromptsConfig)
-class FirstPromptsSampler:
-    def __init__(self, num_prompts, num_groups, config):
-        self.num_groups, self.config = num_groups, config
-
-    def plan(self, batch_size, classifier):
-        prompt_ids = np.arange(batch_size)
-        bins = classifier.classify(prompt_ids)
-        share = bin_counts(bins, self.num_groups) / batch_size
-        return SamplerPlan(prompt_ids, bins, share, np.full(batch_size, self.config.weight))
-
-    def update(self, result):
-        pass
-
-    def bin_scores(self):
-        return np.full(self.num_groups, self.config.weight)
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
-'''
-
-TOY_PRESET = """\
-# The toy sampler with heavier advantages: the fields that differ from FirstPromptsConfig.
-defaults: [base_first_prompts, _self_]
-name: first_prompts_heavy
-weight: 2.5
-"""
+def recipe_files(heading: str) -> dict[str, str]:
+    """The files of a CONTRIBUTING.md recipe: each fenced block under `heading` whose first line is a
+    comment naming its path, e.g. `# conf/sampler/first_prompts_heavy.yaml`."""
+    section = CONTRIBUTING.read_text().split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    files = {}
+    for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section, flags=re.DOTALL):
+        block = textwrap.dedent(block)
+        first = block.splitlines()[0]
+        if first.startswith("# ") and "/" in first:
+            files[first[2:].strip()] = block
+    return files
 
 
 def _repo_state() -> str:
@@ -79,13 +49,15 @@ def _repo_state() -> str:
 
 
 def test_a_sampler_outside_the_repository_trains_through_train_py(tmp_path: Path) -> None:
+    files = recipe_files("Add a sampler")  # the recipe as CONTRIBUTING.md states it
+    assert sorted(files) == ["conf/sampler/first_prompts_heavy.yaml", "toy_samplers/first_prompts.py"]
     package = tmp_path / "plugins" / "toy_samplers"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text("")
-    (package / "first_prompts.py").write_text(textwrap.dedent(TOY_MODULE))
+    (package / "first_prompts.py").write_text(files["toy_samplers/first_prompts.py"])
     conf = tmp_path / "conf" / "sampler"
     conf.mkdir(parents=True)
-    (conf / "first_prompts_heavy.yaml").write_text(TOY_PRESET)
+    (conf / "first_prompts_heavy.yaml").write_text(files["conf/sampler/first_prompts_heavy.yaml"])
     before = _repo_state()
     env = {
         **os.environ,
@@ -163,3 +135,22 @@ def test_a_new_method_is_one_file_of_conf_method(tmp_path: Path) -> None:
     (tmp_path / "unnamed.yaml").write_text("# @package _global_\ndefaults:\n  - override /sampler: uniform\n")
     with pytest.raises(ValueError, match="no '# Table row N: <name>' line"):
         read_methods(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "allocator"), [*((s, "fixed") for s in SAMPLERS), *(("uniform", a) for a in ALLOCATORS)]
+)
+def test_every_registered_controller_keeps_the_batch_and_the_budget_over_a_run(
+    sampler: str, allocator: str
+) -> None:
+    """Each registered controller, from its own conf/ file, on the simulator: M distinct prompts with
+    finite positive advantage weights, and exactly nbar * M rollouts within [n_min, n_max], every step."""
+    simulator, curriculum = build_sim_run(sampler, allocator, seed=1, num_prompts=256)
+    for _ in range(30):
+        plan = curriculum.plan(32)
+        assert len(np.unique(plan.prompt_ids)) == 32
+        assert np.all(np.isfinite(plan.advantage_weights)) and np.all(plan.advantage_weights > 0)
+        assert plan.rollouts_per_prompt.sum() == 4 * 32
+        assert plan.rollouts_per_prompt.min() >= 2 and plan.rollouts_per_prompt.max() <= 12
+        correct, surrogate = simulator.step(plan.prompt_ids, plan.rollouts_per_prompt, plan.advantage_weights)
+        curriculum.observe(plan, correct, surrogate_loss=surrogate)

@@ -103,6 +103,11 @@ class Controller:
     shared: Any
 
 
+@dataclass
+class _NoOptions:
+    """The settings of a controller without options (uniform sampler, fixed allocator besides the budget)."""
+
+
 def parse_controller(values: dict[str, Any], group: str) -> Controller:
     """A composed `sampler` / `allocator` node validated against its registered controller's dataclass."""
     values = dict(values)
@@ -114,11 +119,6 @@ def parse_controller(values: dict[str, Any], group: str) -> Controller:
         shared = build_dataclass(SHARED[group], {k: values.pop(k) for k in keys if k in values}, group)
     config = build_dataclass(schema or _NoOptions, values, group)
     return Controller(name, kind, None if schema is None else config, shared)
-
-
-@dataclass
-class _NoOptions:
-    """The settings of a controller without options (uniform sampler, fixed allocator besides the budget)."""
 
 
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
