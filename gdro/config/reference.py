@@ -119,7 +119,8 @@ def _choices(conf_dir: Path, group: str) -> list[str]:
 def _group_order(conf_dir: Path) -> list[str]:
     """The groups in the order of conf/config.yaml's defaults list."""
     defaults = yaml.safe_load((conf_dir / "config.yaml").read_text())["defaults"]
-    return [next(iter(entry)) for entry in defaults if isinstance(entry, dict)]
+    keys = [next(iter(entry)) for entry in defaults if isinstance(entry, dict)]
+    return [key.removeprefix("optional ").removeprefix("override ") for key in keys]
 
 
 def render_reference(conf_dir: Path = CONF_DIR) -> str:
