@@ -88,16 +88,11 @@ class ClassifierConfig:
 class _Windows:
     """Ring buffers of the last H visits per prompt, with running sums for O(1) updates."""
 
-    any_correct: np.ndarray
-    """[N, H] int8"""
-    correct: np.ndarray
-    """[N, H] int32"""
-    rollouts: np.ndarray
-    """[N, H] int32"""
-    cursor: np.ndarray
-    """[N] int64, next slot to write"""
-    filled: np.ndarray
-    """[N] int64, visits held (<= H)"""
+    any_correct: np.ndarray  # [N, H] int8
+    correct: np.ndarray  # [N, H] int32
+    rollouts: np.ndarray  # [N, H] int32
+    cursor: np.ndarray  # [N] int64, next slot to write
+    filled: np.ndarray  # [N] int64, visits held (<= H)
     sum_any: np.ndarray = field(init=False)
     sum_correct: np.ndarray = field(init=False)
     sum_rollouts: np.ndarray = field(init=False)
