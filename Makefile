@@ -10,7 +10,7 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_ENV := VLLM_ENABLE_V1_MULTIPROCESSING=0 OMP_NUM_THREADS=1
 
-.PHONY: venv venv-vllm test lint format train base-model plots bench-controllers bench-engines bench-trainer clean
+.PHONY: venv venv-vllm test lint format reference train base-model plots bench-controllers bench-engines bench-trainer clean
 
 # pip compiles the bytecode of every installed module (about 45 of the main environment's 100 CPU-s): no
 # --no-compile. Where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python never caches what it
@@ -48,6 +48,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# docs/reference.md from the config dataclasses' field docstrings and conf/ (a test fails when it is stale).
+reference: $(STAMP)
+	$(PY) scripts/make_reference.py
 
 # The main suite runs on 2 pytest-xdist workers (a test file stays on one worker: module fixtures run once).
 # Beside it run the vLLM environment's build (layered on .venv, see above) followed by the vLLM tests

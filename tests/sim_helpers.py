@@ -1,11 +1,11 @@
-"""Builders shared by the simulator-driven tests: a curriculum of named controllers on a simulator."""
+"""Builders shared by the simulator-driven tests: a curriculum of controllers named as in `conf/` on a simulator."""
 
 from __future__ import annotations
 
-from gdro.core.allocators import BudgetConfig
+from gdro.config.presets import load_controller
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import ClassifierConfig, DifficultyClassifier
-from gdro.core.presets import build_allocator, build_sampler
+from gdro.core.registry import build_allocator, build_sampler
 from gdro.sim.simulator import LearningSimulator, SimulatorConfig
 
 
@@ -21,11 +21,12 @@ def build_sim_run(
     """A fresh simulator and curriculum, both seeded by `seed`."""
     simulator = LearningSimulator(SimulatorConfig(num_prompts=num_prompts, seed=seed))
     difficulty = DifficultyClassifier(num_prompts, classifier or ClassifierConfig())
+    groups = difficulty.num_groups
+    chosen = load_controller("sampler", sampler, **(sampler_options or {}))
+    allocated = load_controller("allocator", allocator, **(allocator_options or {}))
     curriculum = Curriculum(
         difficulty,
-        build_sampler(sampler, num_prompts, difficulty.num_groups, seed=seed, **(sampler_options or {})),
-        build_allocator(
-            allocator, difficulty.num_groups, BudgetConfig(), seed=seed, **(allocator_options or {})
-        ),
+        build_sampler(chosen.schema, chosen.config, num_prompts, groups, seed=seed),
+        build_allocator(allocated.schema, allocated.config, groups, allocated.shared, seed=seed),
     )
     return simulator, curriculum

@@ -12,14 +12,12 @@ import yaml
 from conf_helpers import CONF_DIR, compose_config
 
 from gdro.config import ConfigError, PretrainedModelConfig, parse_run_config
-from gdro.config.checking import MISSING_VALUE, build_dataclass
-from gdro.config.store import SCHEMA_KEY, SCHEMAS, schema_nodes
-from gdro.core.allocators import BudgetConfig
-from gdro.core.presets import ALLOCATOR_PRESETS, SAMPLER_PRESETS
+from gdro.config.checking import MISSING_VALUE, build_dataclass, defaults_of
+from gdro.config.store import SCHEMA_KEY, SHARED, schema_nodes, schemas
 from gdro.core.samplers import PromptGDROSampler
 from gdro.train.build import build_curriculum
 
-GROUP_FILES = sorted(path for group in SCHEMAS for path in (CONF_DIR / group).glob("*.yaml"))
+GROUP_FILES = sorted(path for group in schemas() for path in (CONF_DIR / group).glob("*.yaml"))
 
 
 def _base_of(path: Path) -> tuple[dict, dict]:
@@ -46,27 +44,25 @@ def test_each_choice_is_named_after_its_file(path: Path) -> None:
 
 
 @pytest.mark.parametrize(("group", "name"), sorted(schema_nodes()))
-def test_every_stored_node_validates_as_its_defaults_or_preset(group: str, name: str) -> None:
+def test_every_stored_node_validates_as_its_defaults(group: str, name: str) -> None:
     node = dict(schema_nodes()[group, name])
-    schema = SCHEMAS[group][node.pop(SCHEMA_KEY)]
-    if group not in ("sampler", "allocator"):
-        missing = [key for key, value in node.items() if value == MISSING_VALUE]
-        if not missing:
-            assert schema is not None and build_dataclass(schema, node, group) == schema()
+    kind = node.pop(SCHEMA_KEY)
+    schema = schemas()[group][kind]
+    if group in ("sampler", "allocator"):  # a registered controller: named after its entry
+        assert node.pop("name") == kind and name == f"base_{kind}"
+        if group in SHARED:
+            shared = {field: node.pop(field) for field in defaults_of(SHARED[group])}
+            assert build_dataclass(SHARED[group], shared, group) == SHARED[group]()
+        if schema is None:
+            assert node == {}
             return
-        # a field without a default is OmegaConf's mandatory `???`: refused, by name, until a file sets it
-        with pytest.raises(ConfigError, match=re.escape(f"{group}.{missing[0]} must be set")):
-            build_dataclass(schema, node, group)
+    missing = [key for key, value in node.items() if value == MISSING_VALUE]
+    if not missing:
+        assert schema is not None and build_dataclass(schema, node, group) == schema()
         return
-    presets = SAMPLER_PRESETS if group == "sampler" else ALLOCATOR_PRESETS
-    preset = presets[node.pop("name")]
-    if group == "allocator":
-        budget = {key: node.pop(key) for key in ("nbar", "n_min", "n_max")}
-        assert build_dataclass(BudgetConfig, budget, group) == BudgetConfig()
-    if schema is None:
-        assert node == {} and preset is None
-    else:
-        assert build_dataclass(schema, node, group) == preset
+    # a field without a default is OmegaConf's mandatory `???`: refused, by name, until a file sets it
+    with pytest.raises(ConfigError, match=re.escape(f"{group}.{missing[0]} must be set")):
+        build_dataclass(schema, node, group)
 
 
 def _conf_copy(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -1,9 +1,10 @@
 """Typed run configuration: the composed Hydra config checked against dataclasses before anything is built.
 
 Every group of `conf/` maps to dataclasses (`trainer`, `models`, `data`, `runtime` here; the controllers'
-in `gdro.core`), stored in Hydra's ConfigStore as the schemas the YAML files extend (`store`); `parse_run_config` rejects an unknown key, a value of the wrong type, a value out of range
-or a bad combination with a `ConfigError` that names the key and an accepted value, before any model is
-loaded.
+registered with theirs in `gdro.core.registry`), stored in Hydra's ConfigStore as the schemas the YAML
+files extend (`store`); `parse_run_config` rejects an unknown key, a value of the wrong type, a value out
+of range or a bad combination with a `ConfigError` that names the key and an accepted value, before any
+model is loaded. `reference` renders docs/reference.md from the fields' docstrings.
 """
 
 from gdro.config.checking import ConfigError, build_dataclass

@@ -34,6 +34,19 @@ class ConfigError(ValueError):
     """A configuration value or combination that cannot run; the message names the key and the fix."""
 
 
+def describe_type(annotation: Any) -> str:
+    """A field type in words: `one of ('a', 'b')` for a Literal, `an integer or null` for `int | None`."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(option) for option in typing.get_args(annotation))
+    if origin is Literal:
+        return f"one of {typing.get_args(annotation)}"
+    if origin in (list, tuple):
+        return f"a list of {describe_type(typing.get_args(annotation)[0])}"
+    words = {type(None): "null", int: "an integer", float: "a number", bool: "bool", str: "str"}
+    return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
 def _check_type(value: Any, annotation: Any, key: str) -> Any:
     """`value` converted to `annotation` (int -> float allowed), or a ConfigError naming `key`."""
     origin = typing.get_origin(annotation)
@@ -43,7 +56,7 @@ def _check_type(value: Any, annotation: Any, key: str) -> Any:
                 return _check_type(value, option, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}={value!r}: expected {annotation}")
+        raise ConfigError(f"{key}={value!r}: expected {describe_type(annotation)}")
     if annotation is type(None):
         if value is not None:
             raise ConfigError(f"{key}={value!r}: expected null")

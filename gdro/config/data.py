@@ -10,6 +10,7 @@ from gdro.config.checking import ConfigError
 from gdro.data.benchmarks.registry import BENCHMARKS
 from gdro.data.dapo_math import DapoMathConfig
 from gdro.data.synthetic import SyntheticTaskConfig
+from gdro.rewards.registry import REWARDS
 
 
 @dataclass
@@ -17,8 +18,9 @@ class SyntheticDatasetConfig(SyntheticTaskConfig):
     """`conf/dataset/synthetic.yaml`: the chain task (see `gdro.data.synthetic`)."""
 
     name: str = "synthetic"
-    # chain length per difficulty level (level 0 easiest)
+    """The choice (conf/dataset/synthetic.yaml)."""
     level_steps: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 8, 12])
+    """Chain length L (operations) of each difficulty level, level 0 easiest."""
 
     def task(self) -> SyntheticTaskConfig:
         """The task config without the group name."""
@@ -43,6 +45,7 @@ class DapoMathDatasetConfig(DapoMathConfig):
     """`conf/dataset/dapo_math.yaml`: DAPO-Math through `datasets.load_dataset` (fields: `DapoMathConfig`)."""
 
     name: str = "dapo_math"
+    """The choice (conf/dataset/dapo_math.yaml)."""
 
     def loader_config(self) -> DapoMathConfig:
         """The loader's config without the group name."""
@@ -54,16 +57,21 @@ class DapoMathDatasetConfig(DapoMathConfig):
 class RewardConfig:
     """`conf/reward/*.yaml`: the verifier by name (gdro.rewards.registry); pool options for math_verify."""
 
-    name: Literal["integer_match", "math_verify", "dapo", "gpqa"]  # the choice (its file sets it)
+    name: str
+    """The reward registered under this name (gdro.rewards.registry); its file sets it."""
     workers: int = 2
+    """math_verify: scoring processes of the worker pool."""
     deadline_s: float = 5.0
+    """math_verify: hard per-item deadline in seconds; an item over it scores -1 (reward/timeouts)."""
 
     def options(self) -> dict[str, object]:
         """Keyword arguments of `build_reward` (the pool's size and per-item deadline for math_verify)."""
         return {"workers": self.workers, "deadline_s": self.deadline_s} if self.name == "math_verify" else {}
 
     def validate(self) -> None:
-        """A worker and a positive deadline."""
+        """A registered reward, a worker and a positive deadline."""
+        if self.name not in REWARDS:
+            raise ConfigError(f"reward.name={self.name!r}: use one of {list(REWARDS)}")
         if self.workers < 1 or self.deadline_s <= 0:
             raise ConfigError("reward.workers must be >= 1 and reward.deadline_s > 0")
 
@@ -76,12 +84,18 @@ class EvalConfig:
     `<hub id>/` copies (no hub access), null for the hub; pass_ks: extra unbiased pass@k to report.
     """
 
-    name: Literal["synthetic", "math_benchmarks"]  # the choice (its file sets it)
+    name: Literal["synthetic", "math_benchmarks"]
+    """The choice (its file sets it): the embedded task's held-out levels, or math benchmarks."""
     benchmarks: list[str] = field(default_factory=list)
+    """math_benchmarks: benchmark names of gdro.data.benchmarks.BENCHMARKS, e.g. [math500, aime24]."""
     local_root: str | None = None
+    """A folder holding `<hub id>/` copies of the benchmarks (no hub access); null reads the hub."""
     pass_ks: list[int] = field(default_factory=list)
+    """Extra k < trainer.eval_samples for which to report the unbiased pass@k."""
     deadline_s: float = 5.0
+    """Hard per-item deadline of the benchmark scorer in seconds."""
     workers: int = 2
+    """Scoring processes of the benchmark scorer."""
 
     def validate(self) -> None:
         """Benchmarks only for math_benchmarks, and each one known."""

@@ -16,12 +16,18 @@ class DeepSpeedConfig:
     ZeRO-3 keeps parameters smaller than this many elements whole on every rank (0: partition all).
     """
 
-    name: str  # the choice (its file sets it)
-    stage: int  # ZeRO stage: 2 (optimizer states and gradients sharded) | 3 (parameters too)
+    name: str
+    """The choice (its file sets it)."""
+    stage: int
+    """ZeRO stage: 2 (optimizer states and gradients sharded) or 3 (parameters too)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Training precision: auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32."""
     overlap_comm: bool = False
+    """Overlap gradient reduction with the backward pass."""
     reduce_bucket_size: int = 500_000_000
+    """Elements per gradient-reduction bucket."""
     param_persistence_threshold: int = 100_000
+    """ZeRO-3: parameters smaller than this many elements stay whole on every rank."""
 
     def validate(self) -> None:
         """A ZeRO stage that shards gradients (2) or parameters (3)."""

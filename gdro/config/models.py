@@ -36,14 +36,23 @@ class WarmStartConfig:
     """
 
     steps: int = 900
+    """Supervised warm-start steps."""
     batch_size: int = 64
+    """Problems per warm-start step."""
     lr: float = 2e-3
+    """AdamW peak learning rate (warm-up, then cosine decay to 0)."""
     warmup_steps: int = 20
+    """Steps of linear learning-rate warm-up."""
     weight_decay: float = 0.01
+    """AdamW's decoupled weight decay."""
     level_mix_power: float = 1.0
+    """Levels drawn with p(l) proportional to 1 / (l + 1)^level_mix_power."""
     level_floor: float = 0.05
+    """Least probability of each level before renormalising."""
     carry_slip_rate: float = 0.6
+    """Probability that the careless demonstrator forgets a carry; 0: correct solutions."""
     seed: int = 0
+    """Seed of the warm start's problems and initialisation."""
 
 
 @dataclass
@@ -51,13 +60,21 @@ class TinyModelConfig:
     """`conf/model/tiny.yaml`: the tiny Qwen3's shape and its warm-start recipe."""
 
     name: str = "tiny"
+    """The choice (conf/model/tiny.yaml)."""
     hidden_size: int = 128
+    """Width of the tiny Qwen3's residual stream."""
     intermediate_size: int = 512
+    """Width of its MLP."""
     num_hidden_layers: int = 2
+    """Transformer layers."""
     num_attention_heads: int = 4
+    """Query heads (divides hidden_size)."""
     num_key_value_heads: int = 2
+    """Key/value heads (divides num_attention_heads)."""
     max_position_embeddings: int = 256
+    """Longest sequence in tokens (prompt + completion)."""
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
+    """The supervised warm start on the synthetic task."""
 
     def architecture(self) -> dict[str, int]:
         """Keyword arguments of `build_tiny_qwen3`."""
@@ -80,16 +97,27 @@ class RandomModelConfig:
     """`conf/model/tiny_ascii.yaml`: a random Qwen3 of this shape on the ASCII byte tokenizer (no warm start)."""
 
     name: str = "tiny_ascii"
+    """The choice (conf/model/tiny_ascii.yaml)."""
     hidden_size: int = 64
+    """Width of the tiny Qwen3's residual stream."""
     intermediate_size: int = 128
+    """Width of its MLP."""
     num_hidden_layers: int = 2
+    """Transformer layers."""
     num_attention_heads: int = 4
+    """Query heads (divides hidden_size)."""
     num_key_value_heads: int = 2
+    """Key/value heads (divides num_attention_heads)."""
     max_position_embeddings: int = 1024
+    """Longest sequence in tokens (prompt + completion)."""
     seed: int = 0
+    """Seed of the random initialisation."""
     dtype: Literal["float32", "bfloat16"] = "float32"
-    device: str = "auto"  # cuda when available, else cpu
+    """Parameter dtype."""
+    device: str = "auto"
+    """Torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, more compute)."""
 
     def architecture(self) -> dict[str, int]:
         """Keyword arguments of `build_tiny_qwen3`."""
@@ -110,15 +138,20 @@ class PretrainedModelConfig:
     `stop_tokens` (Qwen3: `<|im_end|>`, which a base model may still emit).
     """
 
-    name: str  # the choice, e.g. qwen3_8b (each conf/model/qwen3_*.yaml sets both)
-    hf_id: str  # e.g. Qwen/Qwen3-8B-Base, or a local folder holding the same files
+    name: str
+    """The choice, e.g. qwen3_8b (each conf/model/qwen3_*.yaml sets it)."""
+    hf_id: str
+    """Hub id or local folder of the model, e.g. Qwen/Qwen3-8B-Base."""
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    # flash_attention_2 when importable, else sdpa
+    """Parameter dtype of the actor."""
     attn_implementation: Literal["auto", "flash_attention_2", "sdpa", "eager"] = "auto"
+    """Attention kernel; auto: flash_attention_2 when importable, else sdpa."""
     gradient_checkpointing: bool = True
-    device: str = "auto"  # cuda when available, else cpu
-    # besides eos <|endoftext|>: a base model may still close a chat turn
+    """Recompute activations in the backward pass (less memory, more compute)."""
+    device: str = "auto"
+    """Torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:N."""
     stop_tokens: list[str] = field(default_factory=lambda: ["<|im_end|>"])
+    """Tokens that end a completion besides eos (a base model may still close a chat turn)."""
 
     def validate(self) -> None:
         """A non-empty model id."""

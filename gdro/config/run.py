@@ -3,6 +3,7 @@ combinations; a `ConfigError` names the key and an accepted value before anythin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,36 +12,55 @@ from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, Sy
 from gdro.config.deepspeed import DeepSpeedConfig
 from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
-from gdro.config.store import SCHEMA_KEY, SCHEMAS, schema_nodes
+from gdro.config.store import SCHEMA_KEY, SHARED, schema_nodes, schemas
 from gdro.config.trainer import TrainerConfig
-from gdro.core.allocators import BudgetConfig, RolloutGDROConfig, SqrtOptimalConfig
+from gdro.core.allocators import BudgetConfig
 from gdro.core.difficulty import ClassifierConfig
-from gdro.core.samplers import PromptGDROConfig
 
 
 @dataclass
 class RunConfig:
-    """Everything one run needs, validated. `sampler` / `allocator` are the chosen names (labels);
-    `sampler_config` / `allocator_config` the controllers' settings (None: uniform sampling, fixed
-    allocation)."""
+    """Everything one run needs, validated."""
 
     seed: int
+    """Seed of the run: data order, controllers' draws, rollouts, initialisation."""
     resume: str | None
+    """auto (or latest): resume from this run folder's latest checkpoint, else start fresh; a checkpoint or
+    run folder; null: start fresh, overwriting metrics.jsonl."""
     cache_dir: str
+    """Folder of the cached warm-started base model (GDRO_CACHE, default .cache/gdro)."""
     sampler: str
-    sampler_config: PromptGDROConfig | None
+    """The sampler choice's name (a label, e.g. prompt_gdro_paper)."""
+    sampler_schema: str
+    """The registered sampler it configures (gdro.core.registry.SAMPLERS)."""
+    sampler_config: Any
+    """Its settings: an instance of the registered config dataclass; None without options."""
     allocator: str
+    """The allocator choice's name (a label, e.g. rollout_gdro_paper)."""
+    allocator_schema: str
+    """The registered allocator it configures (gdro.core.registry.ALLOCATORS)."""
     budget: BudgetConfig
-    allocator_config: RolloutGDROConfig | SqrtOptimalConfig | None
+    """The allocator's rollout budget (nbar, n_min, n_max)."""
+    allocator_config: Any
+    """Its settings: an instance of the registered config dataclass; None without options."""
     classifier: ClassifierConfig
+    """The difficulty classifier's settings."""
     model: TinyModelConfig | RandomModelConfig | PretrainedModelConfig
+    """The policy model."""
     dataset: SyntheticDatasetConfig | DapoMathDatasetConfig
+    """The training prompts."""
     reward: RewardConfig
+    """The verifier."""
     eval: EvalConfig
+    """The held-out sets."""
     policy: HFPolicyConfig | SimPolicyConfig
+    """Where rollouts come from: a model (hf) or the simulator."""
     trainer: TrainerConfig
+    """GRPO / PPO hyper-parameters."""
     logger: LoggerConfig
+    """Where records go besides metrics.jsonl."""
     deepspeed: DeepSpeedConfig
+    """ZeRO settings of trainer.backend=deepspeed."""
 
     @property
     def num_prompts(self) -> int | None:
@@ -50,60 +70,73 @@ class RunConfig:
         return self.dataset.num_train if isinstance(self.dataset, SyntheticDatasetConfig) else None
 
 
-def _schema(values: dict[str, Any], group: str) -> type | None:
-    """The dataclass named by the group's `_schema_` (popped from `values`), which its YAML inherits from
+def _schema(values: dict[str, Any], group: str) -> tuple[str, type | None]:
+    """The group's `_schema_` (popped from `values`) and its dataclass, which its YAML inherits from
     `base_<schema>` in the ConfigStore (`gdro.config.store`)."""
     kind = values.pop(SCHEMA_KEY, None)
-    if kind not in SCHEMAS[group]:
+    known = schemas()[group]
+    if kind not in known:
         bases = sorted(name for stored, name in schema_nodes() if stored == group)
         raise ConfigError(
             f"{group}: {SCHEMA_KEY}={kind!r} names no schema; a conf/{group}/ file must extend one of "
             f"{bases} in its defaults list, e.g. `defaults: [{bases[0]}, _self_]`"
         )
-    return SCHEMAS[group][kind]
+    return kind, known[kind]
 
 
 def _group(config: dict[str, Any], group: str) -> Any:
     """The group's values validated against its schema's dataclass."""
     values = dict(config[group])
-    schema = _schema(values, group)
+    _, schema = _schema(values, group)
     assert schema is not None
     return build_dataclass(schema, values, group)
 
 
-def _controller(values: dict[str, Any], group: str) -> tuple[str, Any]:
-    """The sampler's or allocator's chosen name and its validated config (None for a choice without options)."""
-    name = _check_type(values.pop("name", None), str, f"{group}.name")
-    schema = _schema(values, group)
-    if schema is None:
-        build_dataclass(_NoOptions, values, group)
-        return name, None
-    return name, build_dataclass(schema, values, group)
+@dataclass
+class Controller:
+    """A controller group's choice, validated: its name (label), the registered controller it configures,
+    its settings (None: no options) and the family's shared settings (the allocators' budget; else None)."""
+
+    name: str
+    schema: str
+    config: Any
+    shared: Any
 
 
 @dataclass
 class _NoOptions:
-    """Groups whose choice takes no options (uniform sampler, fixed allocator besides the budget)."""
+    """The settings of a controller without options (uniform sampler, fixed allocator besides the budget)."""
+
+
+def parse_controller(values: dict[str, Any], group: str) -> Controller:
+    """A composed `sampler` / `allocator` node validated against its registered controller's dataclass."""
+    values = dict(values)
+    name = _check_type(values.pop("name", None), str, f"{group}.name")
+    kind, schema = _schema(values, group)
+    shared = None
+    if group in SHARED:
+        keys = [f.name for f in dataclasses.fields(SHARED[group])]
+        shared = build_dataclass(SHARED[group], {k: values.pop(k) for k in keys if k in values}, group)
+    config = build_dataclass(schema or _NoOptions, values, group)
+    return Controller(name, kind, None if schema is None else config, shared)
 
 
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
     """Validate a composed config (as a plain dict, interpolations resolved) into a `RunConfig`."""
     config = {key: value for key, value in config.items() if key != "hydra"}
-    sampler, sampler_config = _controller(dict(config["sampler"]), "sampler")
-    allocator_values = dict(config["allocator"])
-    budget_values = {
-        key: allocator_values.pop(key) for key in ("nbar", "n_min", "n_max") if key in allocator_values
-    }
-    allocator, allocator_config = _controller(allocator_values, "allocator")
+    sampler = parse_controller(config["sampler"], "sampler")
+    allocator = parse_controller(config["allocator"], "allocator")
     run = RunConfig(
         seed=_check_type(config["seed"], int, "seed"),
         resume=_check_type(config.get("resume"), str | None, "resume"),
         cache_dir=_check_type(config["cache_dir"], str, "cache_dir"),
-        sampler=sampler,
-        sampler_config=sampler_config,
-        allocator=allocator,
-        budget=build_dataclass(BudgetConfig, budget_values, "allocator"),
-        allocator_config=allocator_config,
+        sampler=sampler.name,
+        sampler_schema=sampler.schema,
+        sampler_config=sampler.config,
+        allocator=allocator.name,
+        allocator_schema=allocator.schema,
+        budget=allocator.shared,
+        allocator_config=allocator.config,
         classifier=_group(config, "classifier"),
         model=_group(config, "model"),
         dataset=_group(config, "dataset"),

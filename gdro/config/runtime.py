@@ -10,22 +10,22 @@ from gdro.config.checking import ConfigError
 
 @dataclass
 class VLLMConfig:
-    """`policy.vllm`: the in-process vLLM engine of `policy.engine=vllm` (`gdro.engines.vllm`).
-
-    dtype null: the actor's dtype. max_model_len null: the model config's. kv_cache_memory_bytes null:
-    vLLM sizes the KV cache (GPU: from gpu_memory_utilization, a fraction of the whole card; CPU: 4 GiB).
-    enforce_eager null: eager on CPU (compiling even the tiny model costs 30-70 s), compiled on GPU.
-    Sleep mode (GPU only): level 1 offloads the weights to CPU memory, level 2 drops them (the sync
-    after every step restores them).
-    """
+    """`policy.vllm`: the in-process vLLM engine of `policy.engine=vllm` (`gdro.engines.vllm`)."""
 
     dtype: str | None = None
+    """Weights' dtype in vLLM (a vLLM dtype name, e.g. bfloat16); null: the actor's."""
     max_model_len: int | None = None
+    """Longest sequence in tokens vLLM plans for; null: the model config's."""
     gpu_memory_utilization: float = 0.3
+    """Fraction of the whole GPU's memory vLLM may take (KV cache sizing)."""
     kv_cache_memory_bytes: int | None = None
+    """KV cache size in bytes; null: vLLM sizes it (GPU: gpu_memory_utilization; CPU: 4 GiB)."""
     enable_sleep_mode: bool = False
+    """GPU only: free vLLM's weights between generations (restored by the weight sync)."""
     sleep_level: int = 2
+    """Sleep mode level: 1 offloads the weights to CPU memory, 2 drops them."""
     enforce_eager: bool | None = None
+    """Run vLLM eagerly; null: eager on CPU (compiling costs 30-70 s), compiled on GPU."""
 
     def validate(self) -> None:
         """Ranges."""
@@ -43,9 +43,13 @@ class HFPolicyConfig:
     """`conf/policy/hf.yaml`: a transformers actor; rollouts from its own `generate` or from vLLM."""
 
     name: str = "hf"
-    engine: Literal["hf", "vllm"] = "hf"  # rollout engine: transformers generate | in-process vLLM
-    generation_batch_size: int = 256  # sequences per generate call (engine=hf)
+    """The choice (conf/policy/hf.yaml)."""
+    engine: Literal["hf", "vllm"] = "hf"
+    """Rollout engine: transformers generate on the actor (hf), or an in-process vLLM (vllm)."""
+    generation_batch_size: int = 256
+    """Sequences per generate call (engine=hf)."""
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    """The in-process vLLM engine (engine=vllm)."""
 
     def validate(self) -> None:
         """Positive batch."""
@@ -58,16 +62,23 @@ class SimPolicyConfig:
     """`conf/policy/sim.yaml`: the learning simulator instead of a model."""
 
     name: str = "sim"
+    """The choice (conf/policy/sim.yaml)."""
     num_prompts: int = 2048
+    """N, the simulator's training prompts."""
     num_levels: int = 10
+    """L, latent difficulty levels of the prompts."""
     lr: float = 0.05
+    """Skill gain per unit of mean |advantage| per rollout."""
     initial_skill: float = 2.0
+    """Starting skill (level 0 starts near p = 0.88, level 2 near 0.5, level 9 near 0)."""
     level_jitter: float = 0.5
+    """Std of a prompt's difficulty around its level's, in skill units."""
     spread: float = 1.0
-    eval_prompts_per_level: int = 64  # held-out prompts per latent level, scored by the skill model
-    # Wall-clock seconds each step takes (sleep): rehearses a cluster job's timing (preemption, time
-    # limits, status lines) with a step as slow as a model's; it changes no metric.
+    """Transfer kernel exp(-spread |d - d'|) of a skill update across difficulties."""
+    eval_prompts_per_level: int = 64
+    """Held-out prompts per latent level, scored by the skill model."""
     step_seconds: float = 0.0
+    """Wall-clock seconds each step sleeps: rehearses a cluster job's timing; changes no metric."""
 
     def validate(self) -> None:
         """Sizes."""
@@ -83,7 +94,11 @@ class SimPolicyConfig:
 class LoggerConfig:
     """`conf/logger/*.yaml`: W&B (offline by default) or metrics.jsonl only."""
 
-    name: Literal["wandb", "none"]  # the choice (its file sets it)
+    name: Literal["wandb", "none"]
+    """The choice (its file sets it): W&B, or metrics.jsonl only."""
     project: str = "gdro-rl"
+    """W&B project."""
     entity: str | None = None
-    mode: Literal["offline", "online", "disabled"] = "offline"  # offline | online | disabled
+    """W&B entity (user or team); null: the account's default."""
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    """W&B mode: offline (files synced later), online, or disabled."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from gdro.config.checking import ConfigError
 from gdro.core.grpo import ADVANTAGE_STD_MODES, LOSS_AGGREGATIONS
@@ -15,50 +16,76 @@ class TrainerConfig:
     """GRPO hyper-parameters (`conf/trainer/grpo.yaml`)."""
 
     steps: int = 300
-    prompts_per_step: int = 64  # M (paper: 256)
-    # PPO updates per step, each on M / ppo_mini_batches prompts (paper: 128 of 256)
+    """T, the training steps of the run."""
+    prompts_per_step: int = 64
+    """M, prompts per step (paper: 256)."""
     ppo_mini_batches: int = 2
+    """PPO updates per step, each on M / ppo_mini_batches prompts (paper: 2, 128 of 256)."""
     ppo_epochs: int = 1
-    # each PPO mini-batch is cut into micro-batches of at most this many padded tokens
+    """Passes over the step's rollouts (each pass does ppo_mini_batches updates)."""
     max_tokens_per_microbatch: int = 32768
-    # completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch
+    """Padded tokens per micro-batch; a PPO mini-batch is cut into micro-batches of at most this many."""
     logprob_chunk_tokens: int = 1024
-    lr: float = 2e-4  # AdamW (paper: 1e-6 on Qwen3)
-    warmup_steps: int = 20  # linear lr warm-up, then constant
+    """Completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch."""
+    lr: float = 2e-4
+    """AdamW learning rate after warm-up (paper: 1e-6 on Qwen3)."""
+    warmup_steps: int = 20
+    """Steps of linear learning-rate warm-up from 0, then constant."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     grad_clip: float = 1.0
-    clip_low: float = 0.2  # ratio clipped to [1 - clip_low, 1 + clip_high] (clip-higher)
+    """Global gradient-norm clip of each update."""
+    clip_low: float = 0.2
+    """PPO ratio clipped below at 1 - clip_low."""
     clip_high: float = 0.28
-    # dual clip: loss of tokens with A < 0 capped at -A * c (verl's default); null: off
+    """PPO ratio clipped above at 1 + clip_high (clip-higher)."""
     clip_ratio_c: float | None = 3.0
-    kl_coef: float = 0.001  # k3 KL to the frozen initial policy; 0 skips loading the reference model
+    """Dual clip: the loss of tokens with A < 0 capped at -A * c (verl's default); null turns it off."""
+    kl_coef: float = 0.001
+    """Weight of the k3 KL to the frozen initial policy; 0 skips loading the reference model."""
     adv_clip: float = 5.0
-    adv_std: str = "unbiased"  # unbiased (verl) | population (the paper's text) | none (Dr.GRPO)
-    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm (Dr.GRPO)
-    # add the KL term to the per-prompt surrogate signal (paper: yes, code: no)
+    """Group-normalised advantages clipped to [-adv_clip, adv_clip]."""
+    adv_std: Literal["unbiased", "population", "none"] = "unbiased"
+    """Advantage scale: unbiased group std (verl), population std (the paper's text) or none (Dr.GRPO)."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    """How token losses become the batch loss (seq-mean-token-sum-norm: Dr.GRPO)."""
     surrogate_signal_kl: bool = False
-    temperature: float = 1.0  # training rollouts (PPO log-probs are taken at the same temperature)
-    top_p: float = 1.0  # rollouts sample the whole distribution (PPO scores it): keep 1.0 ...
-    top_k: int = 0  # ... and 0
+    """Add the KL term to the per-prompt surrogate signal the controllers score (paper: yes, its code: no)."""
+    temperature: float = 1.0
+    """Sampling temperature of training rollouts (PPO's log-probs are taken at the same temperature)."""
+    top_p: float = 1.0
+    """Nucleus mass of training rollouts; must stay 1.0 (PPO scores the whole distribution)."""
+    top_k: int = 0
+    """Top-k of training rollouts; must stay 0 (off)."""
     max_new_tokens: int = 64
+    """Completion length limit in tokens, for rollouts and evaluation."""
     eval_every: int = 50
+    """Steps between evaluations (also at step 0 and the last step)."""
     save_every: int = 50
-    # the newest checkpoints kept in checkpoints/ (older ones are deleted after a save)
+    """Steps between checkpoints (also at the last step)."""
     keep_checkpoints: int = 3
-    plot_every: int = 100  # W&B heatmap images of the per-bin series (and at the end)
-    eval_samples: int = 8  # validation: mean@8 and pass@8 ...
-    eval_temperature: float = 0.6  # ... at temperature 0.6, top-p 0.8, top-k 20
+    """The newest checkpoints kept in checkpoints/ (older ones are deleted after a save)."""
+    plot_every: int = 100
+    """Steps between W&B heatmap images of the per-bin series (and at the end)."""
+    eval_samples: int = 8
+    """k, samples per held-out prompt: eval/mean@k and eval/pass@k."""
+    eval_temperature: float = 0.6
+    """Sampling temperature of the evaluation."""
     eval_top_p: float = 0.8
+    """Nucleus mass of the evaluation's sampling."""
     eval_top_k: int = 20
-    # also sample the held-out set like rollouts (temperature, top_p, top_k above): eval_rollout/...
+    """Top-k of the evaluation's sampling (0: off)."""
     eval_at_rollout_temperature: bool = True
+    """Also sample the held-out sets like rollouts (temperature, top_p, top_k): the eval_rollout/ metrics."""
     torch_threads: int = 2
-    # torch: one process, torch AdamW | deepspeed: ZeRO data parallel over the torchrun ranks (conf/deepspeed/)
-    backend: str = "torch"
-    # truncated importance sampling of the rollout engine's samples back to the trainer's pi_old (verl):
-    # none | token | sequence, weights capped at rollout_is_cap; only engines that report log-probs (vllm)
-    rollout_is: str = "token"
+    """Intra-op CPU threads of each process (conf/trainer/grpo.yaml reads GDRO_TORCH_THREADS, default 2)."""
+    backend: Literal["torch", "deepspeed"] = "torch"
+    """torch: one process, torch AdamW; deepspeed: ZeRO data parallel over the torchrun ranks (conf/deepspeed/)."""
+    rollout_is: Literal["none", "token", "sequence"] = "token"
+    """Truncated importance sampling of the rollout engine's samples back to pi_old (verl), per token or
+    sequence; only engines that report log-probs (vllm)."""
     rollout_is_cap: float = 2.0
+    """Cap on the rollout importance weights."""
 
     def rollout_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
         """Training rollouts: temperature, top_p, top_k and max_new_tokens; stop at eos and `stop_token_ids`."""

@@ -37,15 +37,20 @@ BIN_EDGE_PRESETS: dict[int, tuple[float, ...]] = {
 class ClassifierConfig:
     """Knobs of the difficulty classifier; defaults are the paper's (H = 100, B = 10, delta = 0.03)."""
 
-    num_bins: int = 10  # presets 3, 6, 10 (or give bin_edges)
-    bin_edges: list[float] | None = None  # None: the preset for num_bins
-    window: int = 100  # H visits per prompt (50 in the paper's Rollout-GDRO runs)
-    hysteresis: float = 0.03  # delta
-    # any_correct (the paper's code: pass@n_i) | rate (1 - (1 - p1)^k, independent of n_i)
+    num_bins: int = 10
+    """B, difficulty bins: 3, 6 or 10 have edge presets (else give bin_edges)."""
+    bin_edges: list[float] | None = None
+    """The B - 1 interior edges in (0, 1), increasing; null: the preset for num_bins."""
+    window: int = 100
+    """H, the visits per prompt the windowed estimate remembers (paper: 100; 50 in its Rollout-GDRO runs)."""
+    hysteresis: float = 0.03
+    """delta, how far past an edge the estimate must move before a prompt changes bin."""
     estimator: Literal["any_correct", "rate"] = "any_correct"
-    k: int = 8  # for estimator "rate": p_hat = 1 - (1 - p1)^k
-    # windows with no correct or no failed rollout -> a separate group with no adversary weight
+    """any_correct: pass@n_i of each visit (the paper's code); rate: 1 - (1 - p1)^k, independent of n_i."""
+    k: int = 8
+    """The k of estimator rate."""
     exclude_extremes: bool = False
+    """Windows with no correct or no failed rollout go to a separate group with no adversary weight."""
 
     def validate(self) -> None:
         """Fail early, naming the key."""

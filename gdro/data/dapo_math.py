@@ -25,6 +25,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 import datasets
 from transformers import PreTrainedTokenizerBase
@@ -56,13 +57,21 @@ class DapoMathConfig:
     """
 
     path: str = "open-r1/DAPO-Math-17k-Processed"
+    """Hub id, a local folder in the hub layout, or a .parquet/.json/.jsonl file (gdro.data.sources)."""
     config_name: str | None = "en"
+    """The hub config; null for a file."""
     split: str = "train"
+    """The split read."""
     prompt_column: str = "prompt"
+    """Column of the problem text."""
     answer_column: str = "solution"
-    template: str = "base"
+    """Column of the final answer."""
+    template: Literal["base", "chat"] = "base"
+    """Prompt template: base (plain text) or chat (gdro.data.prompt_template)."""
     max_prompt_tokens: int = 3200
-    on_bad_row: str = "skip"
+    """Longer templated prompts are dropped (the paper's 3200), in tokens."""
+    on_bad_row: Literal["skip", "error"] = "skip"
+    """A malformed row is skipped (counted by reason) or raises."""
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:

@@ -185,10 +185,15 @@ class SyntheticTaskConfig:
     """
 
     seed: int = 0
-    num_train: int = 1024  # 16 steps per epoch at M = 64: each prompt is revisited ~19 times in 300 steps
-    num_eval_per_level: int = 64  # standard error of a per-level mean@8: at most about 0.06
+    """Seed of the generated problems."""
+    num_train: int = 1024
+    """N, training prompts (1024: 16 steps per epoch at M = 64)."""
+    num_eval_per_level: int = 64
+    """Held-out prompts per level (a per-level mean@8 has standard error at most about 0.06)."""
     level_steps: tuple[int, ...] = (1, 2, 3, 5, 8, 12)
+    """Chain length L (operations) of each difficulty level, level 0 easiest."""
     level_mix_power: float = 1.0
+    """The training split holds level l in proportion to 1 / (l + 1)^level_mix_power."""
 
     @property
     def slots(self) -> int:

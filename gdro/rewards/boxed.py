@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from gdro.rewards.registry import inline_reward
+
 BOXED_OPEN = "\\boxed{"
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -32,6 +34,7 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+@inline_reward("integer_match")
 def integer_match_reward(completion: str, answer: str) -> float:
     """+1.0 if the last boxed content, stripped, is an integer equal to int(answer); else -1.0.
 

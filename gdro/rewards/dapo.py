@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from gdro.rewards.registry import inline_reward
+
 TAIL_CHARS = 300
 ANSWER_LINE = re.compile(r"(?i)Answer\s*:\s*([^\n]+)")
 
@@ -74,6 +76,7 @@ def normalize_final_answer(answer: str) -> str:
     return answer.strip()
 
 
+@inline_reward("dapo")
 def dapo_score(text: str, answer: str) -> float:
     """+1.0 if the last "Answer: ..." of the last 300 characters normalises to the reference, else -1.0."""
     matches = ANSWER_LINE.findall(text[-TAIL_CHARS:])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from gdro.rewards.registry import inline_reward
+
 _BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{\s*)?\(?\s*([A-D])\s*\)?\s*\}?\s*\}")
 _ANSWER_LETTER = re.compile(r"(?i:answer)\s*(?:is\s*:?|:)[\s*$]*\(?([A-D])(?![A-Za-z0-9])")
 
@@ -32,6 +34,7 @@ def extract_choice(text: str) -> str | None:
     return max(matches, key=lambda match: match.start()).group(1)
 
 
+@inline_reward("gpqa")
 def gpqa_score(text: str, answer: str) -> float:
     """+1.0 if the extracted letter equals the correct letter `answer` ("C"), else -1.0."""
     return 1.0 if extract_choice(text) == answer.strip().upper() else -1.0

@@ -31,6 +31,7 @@ from math_verify import parse, verify
 
 from gdro.rewards.base import check_batch
 from gdro.rewards.pool import ScoringPool
+from gdro.rewards.registry import REWARDS
 
 MAX_ANSWER_CHARS = 1000
 _BOXED = "\\boxed"
@@ -100,6 +101,7 @@ def math_verify_score(content: str, answer: str) -> float:
     return 1.0 if verify(gold, prediction, timeout_seconds=None) else -1.0
 
 
+@REWARDS.register("math_verify")
 class MathVerifyReward:
     """The `math_verify` reward (module docstring) with `workers` scoring processes.
 

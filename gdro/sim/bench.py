@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from gdro.config import parse_run_config
-from gdro.core.allocators import BudgetConfig
+from gdro.config.presets import load_controller
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import ClassifierConfig, DifficultyClassifier
-from gdro.core.presets import build_allocator, build_sampler
+from gdro.core.registry import build_allocator, build_sampler
 from gdro.sim.simulator import LearningSimulator, SimulatorConfig
 from gdro.train.loop import train
 
@@ -73,12 +73,13 @@ def _build(controller: Controller, batch_size: int, num_bins: int, seed: int) ->
     num_prompts = max(2048, 4 * batch_size)
     simulator = LearningSimulator(SimulatorConfig(num_prompts=num_prompts, seed=seed))
     classifier = DifficultyClassifier(num_prompts, ClassifierConfig(num_bins=num_bins))
+    groups = classifier.num_groups
+    sampler = load_controller("sampler", controller.sampler, **controller.sampler_options)
+    allocator = load_controller("allocator", controller.allocator)
     curriculum = Curriculum(
         classifier,
-        build_sampler(
-            controller.sampler, num_prompts, classifier.num_groups, seed=seed, **controller.sampler_options
-        ),
-        build_allocator(controller.allocator, classifier.num_groups, BudgetConfig(), seed=seed),
+        build_sampler(sampler.schema, sampler.config, num_prompts, groups, seed=seed),
+        build_allocator(allocator.schema, allocator.config, groups, allocator.shared, seed=seed),
     )
     return simulator, curriculum
 

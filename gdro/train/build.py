@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gdro.config import HFPolicyConfig, PretrainedModelConfig, RandomModelConfig, RunConfig, TinyModelConfig
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
-from gdro.core.presets import make_allocator, make_sampler
+from gdro.core.registry import build_allocator, build_sampler
 from gdro.sim.simulator import SimulatorConfig
 from gdro.train.distributed import World
 from gdro.train.policy import Policy
@@ -28,8 +28,8 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
     groups = classifier.num_groups
     return Curriculum(
         classifier,
-        make_sampler(run.sampler_config, num_prompts, groups, seed=run.seed),
-        make_allocator(run.allocator_config, groups, run.budget, seed=run.seed),
+        build_sampler(run.sampler_schema, run.sampler_config, num_prompts, groups, seed=run.seed),
+        build_allocator(run.allocator_schema, run.allocator_config, groups, run.budget, seed=run.seed),
     )
 
 

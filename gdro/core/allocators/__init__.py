@@ -1,4 +1,5 @@
-"""Rollout allocators, selected by `conf/allocator/<name>.yaml`: `fixed` (GRPO), `rollout_gdro`, `sqrt_optimal`."""
+"""Rollout allocators, selected by `conf/allocator/<name>.yaml`: `fixed` (GRPO), `rollout_gdro`, `sqrt_optimal`.
+Each registers itself in `gdro.core.registry.ALLOCATORS`; importing this package registers them all."""
 
 from gdro.core.allocators.base import Allocator
 from gdro.core.allocators.budget import BudgetConfig, complete_budget, exact_budget_arms, integerise

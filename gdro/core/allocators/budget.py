@@ -16,9 +16,12 @@ import numpy as np
 class BudgetConfig:
     """nbar rollouts per prompt on average, each prompt within [n_min, n_max]; defaults nbar=4, 2..12."""
 
-    nbar: float = 4.0  # mean rollouts per prompt; sum_i n_i = nbar * M exactly
-    n_min: int = 2  # arms n_min..n_max
+    nbar: float = 4.0
+    """Mean rollouts per prompt; sum_i n_i = nbar * M exactly."""
+    n_min: int = 2
+    """Fewest rollouts of a prompt (the smallest arm)."""
     n_max: int = 12
+    """Most rollouts of a prompt (the largest arm)."""
 
     def validate(self) -> None:
         """n_min <= nbar <= n_max, or a ValueError naming the setting to change."""

@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, integerise
+from gdro.core.registry import ALLOCATORS
 from gdro.core.step import StepResult
 
 
+@ALLOCATORS.register("fixed")
 class FixedAllocator:
     """n_i = nbar; for a non-integer nbar, floor(nbar) with the first prompts rounded up so the sum is exact."""
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, complete_budget, exact_budget_arms
 from gdro.core.bin_stats import bin_counts, mixed_softmax
+from gdro.core.registry import ALLOCATORS
 from gdro.core.state import restore_rng, rng_state
 from gdro.core.step import StepResult
 
@@ -55,13 +56,19 @@ ARM_STREAM = 2
 class RolloutGDROConfig:
     """Defaults are our preset `rollout_gdro` (informative, alpha 0.005); the paper's is surrogate, 0.05."""
 
-    # informative (1 - p1^n - (1 - p1)^n) | surrogate (the paper, bandit feedback)
     utility: Literal["surrogate", "informative"] = "informative"
+    """Arm utility: informative 1 - p1^n - (1 - p1)^n for every arm (full information), or surrogate (-loss of
+    the arm played, the paper's bandit feedback)."""
     eta: float = 0.65
+    """Step size of the per-bin softmax over arms."""
     gamma: float = 0.01
-    beta: float = 0.4  # EMA weight on each arm's new utility
-    alpha: float = 0.005  # shadow-price step: mu <- max(0, mu + alpha (nbar_greedy - nbar))
+    """Uniform mixing over arms, a fraction in [0, 1]."""
+    beta: float = 0.4
+    """EMA weight on each arm's new utility, in (0, 1]."""
+    alpha: float = 0.005
+    """Shadow-price step: mu <- max(0, mu + alpha (nbar_greedy - nbar)), per rollout."""
     initial_mu: float = 0.0
+    """Shadow price mu at the start, per rollout."""
 
     def validate(self) -> None:
         """Fail early with the key and accepted values."""
@@ -97,6 +104,7 @@ def informative_utility(
     return (counts - np.stack(sums, axis=1)) / np.maximum(counts, 1)
 
 
+@ALLOCATORS.register("rollout_gdro", config=RolloutGDROConfig)
 class RolloutGDROAllocator:
     """Exponential weights over rollout arms per bin, priced by mu so the mean budget is nbar."""
 

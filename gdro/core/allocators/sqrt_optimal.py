@@ -17,6 +17,7 @@ import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, integerise
 from gdro.core.bin_stats import bin_counts, bin_means, ema_update
+from gdro.core.registry import ALLOCATORS
 from gdro.core.step import StepResult
 
 
@@ -25,8 +26,11 @@ class SqrtOptimalConfig:
     """EMA weight on the new variance, its floor, and the prior of an unseen bin."""
 
     beta: float = 0.2
+    """EMA weight on the bin's new variance p1 (1 - p1), in (0, 1]."""
     variance_floor: float = 0.01
+    """Least variance v_b of a bin."""
     variance_prior: float = 0.25
+    """Variance of a bin never seen (0.25: p1 = 0.5)."""
 
 
 def clipped_scale_solution(
@@ -52,6 +56,7 @@ def clipped_scale_solution(
     return solution
 
 
+@ALLOCATORS.register("sqrt_optimal", config=SqrtOptimalConfig)
 class SqrtOptimalAllocator:
     """Neyman allocation n_b proportional to sqrt(v_b) under the exact budget."""
 

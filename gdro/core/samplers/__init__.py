@@ -1,4 +1,5 @@
-"""Data samplers, selected by `conf/sampler/<name>.yaml`: `uniform` (GRPO) and `prompt_gdro`."""
+"""Data samplers, selected by `conf/sampler/<name>.yaml`: `uniform` (GRPO) and `prompt_gdro`. Each registers
+itself in `gdro.core.registry.SAMPLERS`; importing this package registers them all."""
 
 from gdro.core.samplers.base import Sampler, SamplerPlan
 from gdro.core.samplers.prompt_gdro import PromptGDROConfig, PromptGDROSampler

@@ -28,6 +28,7 @@ import numpy as np
 
 from gdro.core.bin_stats import bin_counts, bin_means, ema_update, fill_unscored, mixed_softmax
 from gdro.core.difficulty import DifficultyClassifier
+from gdro.core.registry import SAMPLERS
 from gdro.core.samplers.base import SamplerPlan
 from gdro.core.samplers.data_order import EpochOrder
 from gdro.core.state import restore_rng, rng_state
@@ -40,21 +41,30 @@ SCORE_SIGNALS = ("surrogate", "failure", "learnability")
 class PromptGDROConfig:
     """Defaults are our preset `prompt_gdro`; `prompt_gdro_paper` is surrogate + share_norm + no score_norm."""
 
-    # reweight: advantage multipliers (the paper's runs) | resample: draw bin-first
     mode: Literal["reweight", "resample"] = "reweight"
-    # reweight only: paper (w ~ q(b), bin b gets qhat(b) q(b) of the loss) | importance (w ~ q(b) / qhat(b):
-    # exactly q(b))
+    """reweight: advantage multipliers w_i (the paper's runs); resample: draw the batch bin-first from q."""
     weighting: Literal["paper", "importance"] = "paper"
-    # surrogate (the paper) | failure (1 - p1) | learnability (p1 (1 - p1))
+    """reweight only: paper (w ~ q(b): bin b gets qhat(b) q(b) of the loss) or importance (w ~ q(b) / qhat(b):
+    exactly q(b))."""
     score_signal: Literal["surrogate", "failure", "learnability"] = "learnability"
-    share_norm: bool = False  # divide bin scores by the bin's batch share (paper: on; makes rare bins win)
-    score_norm: Literal["none", "zscore"] = "zscore"  # none | zscore over active bins before the exponent
-    eta: float = 0.65  # exponential-weights step size
-    gamma: float = 0.01  # uniform mixing over active bins
-    beta: float = 0.12  # EMA weight on the new bin score
-    max_weight: float = 15.0  # w_max, the cap on advantage multipliers (batch mean 1)
+    """Per-prompt signal l(x): surrogate (the clipped PG loss, the paper), failure 1 - p1, or learnability p1
+    (1 - p1)."""
+    share_norm: bool = False
+    """Divide a bin's mean signal by its batch share qhat(b) (paper: on; makes rare bins win)."""
+    score_norm: Literal["none", "zscore"] = "zscore"
+    """Scores as they are (none), or z-scored over the active bins before the exponent."""
+    eta: float = 0.65
+    """Step size of the exponential weights q ~ exp(eta S)."""
+    gamma: float = 0.01
+    """Uniform mixing over active bins, a fraction in [0, 1]."""
+    beta: float = 0.12
+    """EMA weight on the new bin score, in (0, 1]."""
+    max_weight: float = 15.0
+    """w_max, the cap on an advantage multiplier (their batch mean is 1)."""
     zscore_std_floor: float = 1e-3
+    """Least std of the z-score over bins."""
     zscore_clip: float = 3.0
+    """z-scores clipped to [-zscore_clip, zscore_clip]."""
 
     def validate(self) -> None:
         """Fail early with the key and accepted values."""
@@ -79,6 +89,7 @@ class PromptGDROConfig:
             raise ValueError(f"sampler.max_weight={self.max_weight}: must be >= 1 (the batch mean of w)")
 
 
+@SAMPLERS.register("prompt_gdro", config=PromptGDROConfig)
 class PromptGDROSampler:
     """EMA-debiased exponential weights over difficulty bins, applied by reweighting or resampling."""
 

@@ -8,11 +8,13 @@ import numpy as np
 
 from gdro.core.bin_stats import bin_counts
 from gdro.core.difficulty import DifficultyClassifier
+from gdro.core.registry import SAMPLERS
 from gdro.core.samplers.base import SamplerPlan
 from gdro.core.samplers.data_order import EpochOrder
 from gdro.core.step import StepResult
 
 
+@SAMPLERS.register("uniform")
 class UniformSampler:
     """Uniform sampling without replacement within an epoch (spec: GRPO baseline)."""
 
