@@ -21,7 +21,7 @@ from conf_helpers import run_train_py
 from test_train_hf import QUICK
 from transformers import AutoModelForCausalLM
 
-from gdro.train.checkpoint import load_checkpoint
+from gdro.train.io.checkpoint import load_checkpoint
 
 SETTINGS = [
     *QUICK,  # the small embedded run of test_train_hf

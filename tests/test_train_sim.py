@@ -8,8 +8,8 @@ import pytest
 from conf_helpers import compose_config, run_train_py
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 STEP_KEYS = {
     "step",
@@ -72,7 +72,7 @@ def test_train_py_policy_sim_logs_2000_steps_with_exact_budgets(tmp_path: Path) 
 
 
 def test_paper_presets_steer_on_the_simulators_surrogate_proxy(tmp_path: Path) -> None:
-    """With zeros as the surrogate (the old SimPolicy) both paper presets were inert here: every bin score
+    """With zeros as the surrogate (the old SimLearner) both paper presets were inert here: every bin score
     stayed 0, mu 0 and every prompt got nbar rollouts. The proxy moves all three. 512 prompts, so each is
     seen every 8 steps and the bins spread: while a batch holds two or three bins (unseen prompts all sit
     in bin 0) the exact budget often admits no vector but nbar for everyone."""

@@ -26,9 +26,9 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
-from gdro.train.backends import TorchBackend, TrainingBackend
-from gdro.train.distributed import World
 from gdro.train.microbatch import token_budget_microbatches
+from gdro.train.parallel.backends import TorchBackend, TrainingBackend
+from gdro.train.parallel.world import World
 
 if TYPE_CHECKING:
     from gdro.config import TrainerConfig
