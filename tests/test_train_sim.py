@@ -9,6 +9,7 @@ from conf_helpers import compose_config, run_train_py
 
 from gdro.config import parse_run_config
 from gdro.train.io.metrics import read_metrics
+from gdro.train.io.run_folder import is_finished
 from gdro.train.loop import train
 
 STEP_KEYS = {
@@ -137,3 +138,17 @@ def test_a_finished_run_is_left_as_it_is_and_another_config_trains(tmp_path: Pat
         ["policy=sim", "logger=none", "trainer.steps=6", "trainer.save_every=2", "resume=null"]
     )
     assert len(train(parse_run_config(fresh), tmp_path, fresh, progress=False)) == 7
+
+
+def test_the_loop_and_the_sweep_share_one_rule_for_a_finished_run(tmp_path: Path) -> None:
+    """`resume` is how a run was started, not what it computes: a run trained with resume=null (as the sweep
+    trains) is finished for resume=auto too, and is left as it is; any other key makes it another run."""
+    config = compose_config(["policy=sim", "logger=none", "trainer.steps=3", "resume=null"])
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    auto = {**config, "resume": "auto"}
+    assert is_finished(tmp_path, config) and is_finished(tmp_path, auto)
+    assert not is_finished(tmp_path, {**config, "seed": 1})
+    assert not is_finished(tmp_path, {**config, "trainer": {**config["trainer"], "steps": 4}})
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert train(parse_run_config(auto), tmp_path, auto, progress=False) == []
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == written

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,13 +51,8 @@ if TYPE_CHECKING:
 
 def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
     """Generate, reward and update on the plan's prompts; see the module docstring."""
-    s, task, world, actor, engine = (
-        learner.settings,
-        learner.task,
-        learner.world,
-        learner.actor,
-        learner.engine,
-    )
+    s, task, world = learner.settings, learner.task, learner.world
+    actor, engine = learner.actor, learner.engine
     batch_size = len(plan.prompt_ids)
     # 1. generate this rank's prompt groups (all of them in one process)
     lengths = np.array([len(task.prompt_token_ids[i]) for i in plan.prompt_ids])
@@ -172,20 +167,23 @@ class RankShare:
 def whole_batch(shares: list[RankShare], rollouts_per_prompt: np.ndarray) -> StepOutcome:
     """The step's outcome from every rank's share (each prompt's rollouts live on one rank): per-prompt
     arrays and `sums` added, `means` averaged; l(x_i) = signal_i / max(n_i, 1)."""
-    correct, signal, tokens_per_prompt = (
-        reduce(add, [getattr(share, name) for share in shares]) for name in ("correct", "signal", "tokens")
-    )
-    surrogate = signal / np.maximum(rollouts_per_prompt, 1)
-    truncated, rollouts = (
-        reduce(add, [getattr(share, name) for share in shares]) for name in ("truncated", "rollouts")
-    )
+
+    def total(values: list) -> Any:  # one rank's value as it is
+        return reduce(add, values)
+
+    def mean(key: str) -> float:
+        return float(np.mean([share.means[key] for share in shares]))
+
+    correct, tokens_per_prompt = total([r.correct for r in shares]), total([r.tokens for r in shares])
+    surrogate = total([r.signal for r in shares]) / np.maximum(rollouts_per_prompt, 1)
+    truncated, rollouts = total([r.truncated for r in shares]), total([r.rollouts for r in shares])
     metrics: dict[str, float | None] = {
-        **{key: float(reduce(add, [share.sums[key] for share in shares])) for key in shares[0].sums},
-        "loss/grad_norm": float(np.mean([share.means["loss/grad_norm"] for share in shares])),
-        "loss/microbatches": float(np.mean([share.means["loss/microbatches"] for share in shares])),
+        **{key: float(total([share.sums[key] for share in shares])) for key in shares[0].sums},
+        "loss/grad_norm": mean("loss/grad_norm"),
+        "loss/microbatches": mean("loss/microbatches"),
         "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
         "rollout/truncation_rate": truncated / max(rollouts, 1),
-        "optim/lr": float(np.mean([share.means["optim/lr"] for share in shares])),
+        "optim/lr": mean("optim/lr"),
         **_pooled_correction([share.correction for share in shares]),
     }
     return StepOutcome(
