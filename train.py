@@ -17,8 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gdro.config import parse_run_config, register_configs
-from gdro.train.distributed import World
 from gdro.train.loop import train
+from gdro.train.parallel.world import World
 
 register_configs()  # the groups' schemas, which conf/ extends
 

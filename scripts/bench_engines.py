@@ -20,11 +20,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gdro.config import parse_run_config, register_configs
-from gdro.engines.base import Generations
+from gdro.engines.base import Generations, full_state
 from gdro.engines.hf import HFEngine
-from gdro.engines.vllm import full_state
 from gdro.train.actor import completion_logprobs
-from gdro.train.build import build_policy
+from gdro.train.build import build_learner
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -55,7 +54,7 @@ def main() -> None:
         config = compose(config_name="config", overrides=[*overrides, *args.overrides])
     run = parse_run_config(OmegaConf.to_container(config, resolve=True))
     torch.manual_seed(run.seed)
-    policy = build_policy(run)
+    policy = build_learner(run)
     trainer = run.trainer
     prompts = policy.task.prompt_token_ids[: trainer.prompts_per_step]
     counts = [int(run.budget.nbar)] * len(prompts)

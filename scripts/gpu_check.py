@@ -3,7 +3,7 @@ side in bf16 on CUDA.
 
     python scripts/gpu_check.py OUT.json [--deepspeed-only]
 
-Runs `gdro.train.throughput.measure_grpo_steps` for the tiny model of `conf/model/tiny_ascii.yaml` and for
+Runs `gdro.analysis.bench.grpo_step_throughput.measure_grpo_steps` for the tiny model of `conf/model/tiny_ascii.yaml` and for
 a wider one (hidden 1024, 8 layers) with torch AdamW, then for a random Qwen3 of about 300M parameters
 (hidden 1024, 24 layers) trained through DeepSpeed ZeRO-2 and ZeRO-3 on a process group of one, in bf16 on
 cuda; OUT.json is rewritten after each, so a run cut short keeps what it measured. The DeepSpeed runs need
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gdro.train.throughput import measure_grpo_steps
+from gdro.analysis.bench.grpo_step_throughput import measure_grpo_steps
 
 WIDE = {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 8, "num_attention_heads": 16,
         "num_key_value_heads": 8, "max_position_embeddings": 2048}  # fmt: skip

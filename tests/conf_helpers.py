@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gdro.config import register_configs
-from gdro.train.metrics import read_metrics
+from gdro.train.io.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

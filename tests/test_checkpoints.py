@@ -26,8 +26,8 @@ from conf_helpers import CONF_DIR, compose_config
 
 from gdro.config import RunConfig, parse_run_config
 from gdro.core.curriculum import Curriculum
-from gdro.train.build import build_curriculum, build_policy
-from gdro.train.checkpoint import (
+from gdro.train.build import build_curriculum, build_learner
+from gdro.train.io.checkpoint import (
     CHECKPOINT_NAME,
     LATEST,
     list_checkpoints,
@@ -35,7 +35,8 @@ from gdro.train.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from gdro.train.policy import Policy
+from gdro.train.learner import Learner
+from gdro.train.task import check_fingerprint
 
 SMALL_SIM = ["policy=sim", "logger=none", "policy.num_prompts=64"]
 
@@ -49,19 +50,19 @@ def run() -> RunConfig:
     return parse_run_config(compose_config(SMALL_SIM))
 
 
-def fresh(run: RunConfig) -> tuple[Policy, Curriculum]:
-    policy = build_policy(run)
+def fresh(run: RunConfig) -> tuple[Learner, Curriculum]:
+    policy = build_learner(run)
     return policy, build_curriculum(run, policy.num_prompts)
 
 
-def advance(policy: Policy, curriculum: Curriculum) -> None:
+def advance(policy: Learner, curriculum: Curriculum) -> None:
     """One training step, so every checkpoint holds a different state."""
     plan = curriculum.plan(8)
     outcome = policy.train_step(plan)
     curriculum.observe(plan, outcome.correct_per_prompt, outcome.surrogate_loss)
 
 
-def snapshot(policy: Policy, curriculum: Curriculum) -> str:
+def snapshot(policy: Learner, curriculum: Curriculum) -> str:
     return json.dumps({"policy": policy.simulator.state_dict(), "curriculum": curriculum.state_dict()})
 
 
@@ -156,6 +157,13 @@ def test_saving_a_step_again_after_an_earlier_resume(run: RunConfig, tmp_path: P
     assert (checkpoint.name, step, state) == ("step_000002.1", 2, rerun[2])
     # The abandoned step 3 and the superseded step 2 are gone; step 1 is still before latest.
     assert sorted(list_checkpoints(tmp_path / "checkpoints")) == ["step_000001", "step_000002.1"]
+
+
+def test_a_checkpoint_of_other_prompts_is_refused_with_the_reason() -> None:
+    check_fingerprint("0123456789abcdef", "0123456789abcdef")
+    check_fingerprint(None, None)  # a generated task: its config fixes the prompts
+    with pytest.raises(ValueError, match="misalign the classifier's per-prompt history"):
+        check_fingerprint("0123456789abcdef", "fedcba9876543210")
 
 
 def test_latest_that_names_no_checkpoint_is_an_error_not_a_silent_fresh_start(tmp_path: Path) -> None:

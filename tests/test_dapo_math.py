@@ -10,7 +10,6 @@ from gdro.data.dapo_math import (
     DAPO_PREFIX,
     DAPO_SUFFIX,
     DapoMathConfig,
-    check_fingerprint,
     load_dapo_math,
     prepare_prompts,
     prompt_fingerprint,
@@ -144,12 +143,6 @@ def test_fingerprint_is_stable_and_sensitive(tokenizer):
     # Pairs are delimited: moving text between prompt and answer, or reordering, changes it.
     assert prompt_fingerprint(["ab"], ["c"]) != prompt_fingerprint(["a"], ["bc"])
     assert prompt_fingerprint(["a", "b"], ["1", "2"]) != prompt_fingerprint(["b", "a"], ["2", "1"])
-
-
-def test_check_fingerprint():
-    check_fingerprint("0123456789abcdef", "0123456789abcdef")
-    with pytest.raises(ValueError, match="misalign the classifier's per-prompt history"):
-        check_fingerprint("0123456789abcdef", "fedcba9876543210")
 
 
 def test_config_validation():

@@ -13,7 +13,7 @@ from test_train_hf import run_hf
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
 from gdro.models.tiny import build_tiny_qwen3
-from gdro.train.export import best_so_far, bf16_state, write_export
+from gdro.train.io.export import best_so_far, bf16_state, write_export
 
 TINY_SHAPE = {
     "hidden_size": 32,

@@ -14,8 +14,8 @@ import pytest
 from conf_helpers import compose_config
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = [

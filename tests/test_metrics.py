@@ -22,9 +22,9 @@ from gdro.core.curriculum_metrics import (
     weighted_standard_error,
     wse_reduction,
 )
-from gdro.train.loggers import flatten
-from gdro.train.metrics import MetricsWriter, read_metrics, step_record
-from gdro.train.policy import StepOutcome
+from gdro.train.io.loggers import flatten
+from gdro.train.io.metrics import MetricsWriter, read_metrics, step_record
+from gdro.train.learner import StepOutcome
 
 NEW_KEYS = {"bins/tokens", "bins/lead_lag_gap"} | {f"curriculum/{name}" for name in CURRICULUM_MEASURES}
 

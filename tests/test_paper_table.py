@@ -16,7 +16,7 @@ from conf_helpers import CONF_DIR, compose_config, load_script
 from gdro.analysis.results.paper_table import collect_wandb, latex_escape, write_tables
 from gdro.analysis.results.plan import load_plan
 from gdro.data.benchmarks.metrics import benchmark_metrics
-from gdro.train.loggers import flatten
+from gdro.train.io.loggers import flatten
 
 REPO = CONF_DIR.parent
 SEVEN = ("math500", "aime24", "aime25", "amc23", "minerva", "olympiadbench", "gpqa_diamond")

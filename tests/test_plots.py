@@ -31,7 +31,7 @@ from gdro.config import parse_run_config
 from gdro.core.curriculum import BIN_SERIES
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
 from gdro.train import loop
-from gdro.train.loggers import flatten
+from gdro.train.io.loggers import flatten
 from gdro.train.loop import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

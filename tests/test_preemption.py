@@ -1,5 +1,5 @@
-"""Stopping on SIGTERM / SIGUSR2 with a checkpoint (gdro/train/preemption.py), and status lines in logs
-(gdro/train/progress.py), without SLURM (tests/test_slurm.py runs them under a real one)."""
+"""Stopping on SIGTERM / SIGUSR2 with a checkpoint (gdro/train/io/preemption.py), and status lines in logs
+(gdro/train/io/progress.py), without SLURM (tests/test_slurm.py runs them under a real one)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from conf_helpers import CONF_DIR, compose_config
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
+from gdro.train.io.preemption import StopSignals
+from gdro.train.io.progress import Progress
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
-from gdro.train.preemption import StopSignals
-from gdro.train.progress import Progress
 
 RUN = ["policy=sim", "logger=none", "trainer.steps=60", "trainer.save_every=1000", "seed=2"]
 
@@ -75,7 +75,7 @@ def test_stop_signals_restores_the_previous_handlers() -> None:
 def test_progress_in_a_log_writes_a_status_line_every_n_steps(caplog: pytest.LogCaptureFixture) -> None:
     """Not a terminal: 1,000 steps give one line every 50th step (20 lines), not one per step."""
     progress = Progress(0, 1000, interactive=False, every_seconds=3600.0)
-    with caplog.at_level(logging.INFO, logger="gdro.train.progress"):
+    with caplog.at_level(logging.INFO, logger="gdro.train.io.progress"):
         for step in range(1, 1001):
             progress.update(step, reward=0.5, pass_rate=0.75)
     progress.close()
@@ -88,7 +88,7 @@ def test_progress_in_a_log_writes_a_status_line_every_n_steps(caplog: pytest.Log
 def test_progress_in_a_log_writes_a_line_when_seconds_pass(caplog: pytest.LogCaptureFixture) -> None:
     """A slow run: a line whenever `every_seconds` have passed, between the step-count lines."""
     progress = Progress(10, 1000, interactive=False, every_seconds=0.0)
-    with caplog.at_level(logging.INFO, logger="gdro.train.progress"):
+    with caplog.at_level(logging.INFO, logger="gdro.train.io.progress"):
         for step in range(11, 14):
             progress.update(step, reward=0.0, pass_rate=0.5)
     assert [record.getMessage().split(" (")[0] for record in caplog.records] == [

@@ -14,7 +14,7 @@ from conf_helpers import CONF_DIR, compose_config, load_script
 from gdro.analysis.results.methods import METHODS, method_key
 from gdro.analysis.results.multirun import RUN_SUBDIR, multirun_commands
 from gdro.analysis.results.stats import mean_interval
-from gdro.train.metrics import read_metrics
+from gdro.train.io.metrics import read_metrics
 
 TINY = [
     "debug=quick",

@@ -24,7 +24,7 @@ from gdro.analysis.results.stats import (
 )
 from gdro.analysis.results.sweep import compose_run_config, plan_sweep, run_sweep, sim_overrides
 from gdro.analysis.results.table import checkpoint_values, format_estimate, summarize
-from gdro.train.metrics import read_metrics
+from gdro.train.io.metrics import read_metrics
 
 # Two-sided 95% quantiles t_{0.975, nu} from published tables (and t_{0.995, 10}, t_{0.9, 30}).
 T_TABLE = {

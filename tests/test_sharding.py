@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gdro.train.sharding import shard_groups
+from gdro.train.parallel.sharding import shard_groups
 
 
 def test_hand_computed_assignment() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from gdro.core.curriculum import StepPlan
 from gdro.sim import LearningSimulator, SimulatorConfig, group_abs_advantage_sum
-from gdro.train.sim_policy import SimPolicy
+from gdro.train.sim_learner import SimLearner
 
 
 def test_level_mix_follows_one_over_d_plus_one() -> None:
@@ -187,9 +187,9 @@ def test_surrogate_noise_spares_constant_groups_and_leaves_rollouts_alone() -> N
     np.testing.assert_array_equal(noisy.rollout(prompt_ids, 4), quiet.rollout(prompt_ids, 4))
 
 
-def test_sim_policy_reports_the_surrogate_proxy() -> None:
+def test_sim_learner_reports_the_surrogate_proxy() -> None:
     """`policy=sim` gives the paper presets a signal: the proxy, not zeros (the old, inert behaviour)."""
-    policy, twin = SimPolicy(SimulatorConfig(seed=6)), LearningSimulator(SimulatorConfig(seed=6))
+    policy, twin = SimLearner(SimulatorConfig(seed=6)), LearningSimulator(SimulatorConfig(seed=6))
     prompt_ids, rollouts = np.arange(0, 2048, 8), np.full(256, 4)
     plan = StepPlan(prompt_ids, np.zeros(256, dtype=np.int64), rollouts, np.ones(256), np.ones(10) / 10)
     outcome = policy.train_step(plan)
@@ -199,10 +199,10 @@ def test_sim_policy_reports_the_surrogate_proxy() -> None:
     assert np.count_nonzero(surrogate) > 50 and np.all(surrogate[(correct == 0) | (correct == 4)] == 0.0)
 
 
-def test_sim_policy_evaluates_held_out_prompts_per_level() -> None:
+def test_sim_learner_evaluates_held_out_prompts_per_level() -> None:
     """Rejects the old evaluation on the training prompts: its pooled value weighed the levels 1/(d+1),
     so it sat far above the mean of the per-level values (0.77 against 0.51 for pass@8 at the start)."""
-    policy = SimPolicy(SimulatorConfig(seed=5, eval_prompts_per_level=32))
+    policy = SimLearner(SimulatorConfig(seed=5, eval_prompts_per_level=32))
     simulator = policy.simulator
     assert np.array_equal(np.bincount(simulator.heldout_level), np.full(10, 32))
     # Not the training prompts, and fixed by the seed alone (a stream of their own).

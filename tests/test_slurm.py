@@ -26,8 +26,8 @@ import pytest
 from conf_helpers import compose_config
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 pytestmark = pytest.mark.slurm
 
@@ -220,7 +220,7 @@ def test_two_tasks_of_a_job_form_a_world_of_two(tmp_path: Path, slurm_env: dict[
     # Both leave the group together: a rank that exits while the other still holds the group's store and
     # gloo threads can abort ("terminate called without an active exception", seen once in CI).
     code = (
-        "import os; import torch.distributed as d; from gdro.train.distributed import World; w = World.from_env(); "
+        "import os; import torch.distributed as d; from gdro.train.parallel.world import World; w = World.from_env(); "
         "print(w.rank, w.local_rank, w.size, w.sum([1.0])[0], os.environ.get('CUDA_VISIBLE_DEVICES')); "
         "w.barrier(); d.destroy_process_group()"
     )

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from gdro.train.throughput import measure_grpo_steps
+from gdro.analysis.bench.grpo_step_throughput import measure_grpo_steps
 
 
 def test_measure_grpo_steps_reports_every_phase_and_trains() -> None:
@@ -20,7 +20,7 @@ def test_measure_grpo_steps_reports_every_phase_and_trains() -> None:
 def test_the_deepspeed_actor_steps_at_zero_2_and_3_and_zero_3_times_its_copy_sync() -> None:
     """In a process of its own (DeepSpeed's process group of one stays for the process's life)."""
     script = (
-        "import json; from gdro.train.throughput import measure_grpo_steps\n"
+        "import json; from gdro.analysis.bench.grpo_step_throughput import measure_grpo_steps\n"
         "print(json.dumps([measure_grpo_steps(steps=2, prompts_per_step=2, rollouts_per_prompt=4,"
         " max_new_tokens=8, zero_stage=stage) for stage in (2, 3)]))"
     )

@@ -21,7 +21,7 @@ from conf_helpers import run_train_py
 from test_train_hf import QUICK
 from transformers import AutoModelForCausalLM
 
-from gdro.train.checkpoint import load_checkpoint
+from gdro.train.io.checkpoint import load_checkpoint
 
 SETTINGS = [
     *QUICK,  # the small embedded run of test_train_hf
@@ -90,7 +90,7 @@ def test_resuming_a_two_rank_checkpoint_gives_the_uninterrupted_metrics(
 def test_a_two_rank_checkpoint_is_refused_by_one_process(straight: tuple[Path, list[dict]]) -> None:
     run_dir, _ = straight
     with pytest.raises(ValueError, match="saved by 2 rank"):
-        load_checkpoint(run_dir / "checkpoints" / "step_000002", curriculum=None, policy=None)  # type: ignore[arg-type]
+        load_checkpoint(run_dir / "checkpoints" / "step_000002", curriculum=None, learner=None)  # type: ignore[arg-type]
 
 
 def test_zero3_repeats_the_zero2_run_and_exports_its_shards(

@@ -14,9 +14,9 @@ import pytest
 from conf_helpers import compose_config
 
 from gdro.config import parse_run_config
-from gdro.train.build import build_policy
+from gdro.train.build import build_learner
+from gdro.train.io.metrics import read_metrics
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 QUICK = ["debug=quick"]
 
@@ -126,8 +126,8 @@ def test_trainer_clip_ratio_c_reaches_the_training_loss(
 
 
 def test_kl_coefficient_zero_skips_the_reference_model(cache_dir: Path) -> None:
-    with_kl = build_policy(parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}"])))
-    without = build_policy(
+    with_kl = build_learner(parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}"])))
+    without = build_learner(
         parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}", "trainer.kl_coef=0"]))
     )
     assert with_kl.reference is not None

@@ -8,8 +8,9 @@ import pytest
 from conf_helpers import compose_config, run_train_py
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
+from gdro.train.io.run_folder import is_finished
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 STEP_KEYS = {
     "step",
@@ -72,7 +73,7 @@ def test_train_py_policy_sim_logs_2000_steps_with_exact_budgets(tmp_path: Path) 
 
 
 def test_paper_presets_steer_on_the_simulators_surrogate_proxy(tmp_path: Path) -> None:
-    """With zeros as the surrogate (the old SimPolicy) both paper presets were inert here: every bin score
+    """With zeros as the surrogate (the old SimLearner) both paper presets were inert here: every bin score
     stayed 0, mu 0 and every prompt got nbar rollouts. The proxy moves all three. 512 prompts, so each is
     seen every 8 steps and the bins spread: while a batch holds two or three bins (unseen prompts all sit
     in bin 0) the exact budget often admits no vector but nbar for everyone."""
@@ -137,3 +138,17 @@ def test_a_finished_run_is_left_as_it_is_and_another_config_trains(tmp_path: Pat
         ["policy=sim", "logger=none", "trainer.steps=6", "trainer.save_every=2", "resume=null"]
     )
     assert len(train(parse_run_config(fresh), tmp_path, fresh, progress=False)) == 7
+
+
+def test_the_loop_and_the_sweep_share_one_rule_for_a_finished_run(tmp_path: Path) -> None:
+    """`resume` is how a run was started, not what it computes: a run trained with resume=null (as the sweep
+    trains) is finished for resume=auto too, and is left as it is; any other key makes it another run."""
+    config = compose_config(["policy=sim", "logger=none", "trainer.steps=3", "resume=null"])
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    auto = {**config, "resume": "auto"}
+    assert is_finished(tmp_path, config) and is_finished(tmp_path, auto)
+    assert not is_finished(tmp_path, {**config, "seed": 1})
+    assert not is_finished(tmp_path, {**config, "trainer": {**config["trainer"], "steps": 4}})
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert train(parse_run_config(auto), tmp_path, auto, progress=False) == []
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == written

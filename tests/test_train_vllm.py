@@ -18,8 +18,8 @@ from conf_helpers import compose_config, run_train_py
 from test_train_hf import FLIP_SEEDS, LEARNING, assert_learned, flip_the_update_sign, learning_gains
 
 from gdro.config import parse_run_config
+from gdro.train.io.metrics import read_metrics
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 pytestmark = pytest.mark.vllm
 

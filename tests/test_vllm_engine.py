@@ -17,8 +17,8 @@ import torch
 
 from gdro.config.runtime import VLLMConfig
 from gdro.data.synthetic import ALPHABET
-from gdro.engines.base import Decoding, Generations
-from gdro.engines.vllm import VLLMEngine, full_state
+from gdro.engines.base import Decoding, Generations, full_state
+from gdro.engines.vllm import VLLMEngine
 from gdro.models.char_tokenizer import build_char_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import completion_logprobs

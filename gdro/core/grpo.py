@@ -1,4 +1,4 @@
-"""GRPO math as pure functions on tensors (docs/algorithm.md §1, and pass@k from §6).
+"""GRPO math as pure functions on tensors (docs/algorithm.md §1).
 
 Notation follows docs/algorithm.md: prompt i has n_i rollouts with rewards r_ij; groups are keyed by
 prompt id, never by reshaping, because n_i varies. Shapes: N rollouts in a flat batch, S sequences
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 ADVANTAGE_STD_MODES = ("unbiased", "population", "none")
@@ -174,7 +173,7 @@ def aggregate_loss(
     (volcengine/verl b178a3c, `agg_loss`) sums over the rows without dividing by any row count,
     so its scale grows with the batch; we divide by |R| as Dr.GRPO's mean over responses does.
     Denominators are clamped to at least 1, so an all-zero mask gives exactly 0 (and a zero
-    gradient), never NaN.
+    gradient), never NaN. It is `aggregate_loss_share` with the whole batch as its one micro-batch.
 
     Args:
         token_loss: [S, T] per-token loss.
@@ -183,24 +182,22 @@ def aggregate_loss(
     Returns:
         Scalar tensor.
     """
-    if mode not in LOSS_AGGREGATIONS:
-        raise ValueError(f"mode must be one of {LOSS_AGGREGATIONS}, got {mode!r}")
     mask = mask.to(token_loss.dtype)
-    masked_loss = token_loss * mask
-    if mode == "token-mean":
-        return masked_loss.sum() / mask.sum().clamp_min(1.0)
-    nonempty_rows = (mask.sum(dim=-1) > 0).sum().to(token_loss.dtype).clamp_min(1.0)
-    if mode == "seq-mean-token-mean":
-        return sequence_mean(token_loss, mask).sum() / nonempty_rows
-    length = token_loss.shape[-1] if norm_length is None else norm_length
-    return masked_loss.sum() / nonempty_rows / length
+    return aggregate_loss_share(
+        token_loss,
+        mask,
+        mode,
+        batch_tokens=float(mask.sum()),
+        batch_rows=int((mask.sum(dim=-1) > 0).sum()),
+        norm_length=token_loss.shape[-1] if norm_length is None else norm_length,
+    )
 
 
 def aggregate_loss_share(
     token_loss: torch.Tensor,
     mask: torch.Tensor,
     mode: str,
-    batch_tokens: int,
+    batch_tokens: float,
     batch_rows: int,
     norm_length: int | None = None,
 ) -> torch.Tensor:
@@ -250,38 +247,3 @@ def sequence_mean(token_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     mask = mask.to(token_loss.dtype)
     return (token_loss * mask).sum(dim=-1) / mask.sum(dim=-1).clamp_min(1.0)
-
-
-def pass_at_k(num_samples: int | np.ndarray, num_correct: int | np.ndarray, k: int) -> float | np.ndarray:
-    """Unbiased pass@k estimate from n samples of which c are correct: 1 - C(n - c, k) / C(n, k).
-
-    Computed as 1 - prod_{i=n-c+1}^{n} (1 - k / i), which avoids huge binomials; it is 1.0 when
-    n - c < k (every draw of k contains a correct sample). n and c broadcast against each other.
-
-    Args:
-        num_samples: n, int or integer array, n >= 1.
-        num_correct: c, int or integer array, 0 <= c <= n.
-        k: draws per estimate, 1 <= k <= n everywhere.
-
-    Returns:
-        A float for scalar inputs, else a float64 array of the broadcast shape.
-
-    Raises:
-        ValueError: if k > n anywhere, k < 1, or c is outside [0, n].
-        TypeError: if n or c is not of an integer dtype.
-    """
-    n, c = np.broadcast_arrays(np.asarray(num_samples), np.asarray(num_correct))
-    if not (np.issubdtype(n.dtype, np.integer) and np.issubdtype(c.dtype, np.integer)):
-        raise TypeError("num_samples and num_correct must be integers")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if np.any(k > n):
-        raise ValueError(f"k = {k} exceeds the number of samples (min n = {n.min()})")
-    if np.any(c < 0) or np.any(c > n):
-        raise ValueError("num_correct must lie in [0, num_samples]")
-    # i runs over 1..max(n); the mask keeps n - c + 1 <= i <= n for each entry.
-    i = np.arange(1, int(n.max()) + 1 if n.size else 1, dtype=np.float64)
-    in_product = (i > (n - c)[..., None]) & (i <= n[..., None])
-    factors = np.where(in_product, 1.0 - k / i, 1.0)
-    estimate = np.where(n - c < k, 1.0, 1.0 - factors.prod(axis=-1))
-    return float(estimate) if estimate.ndim == 0 else estimate

@@ -216,16 +216,3 @@ def prompt_fingerprint(prompts: list[str], answers: list[str]) -> str:
         digest.update(json.dumps([prompt, answer], ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:FINGERPRINT_CHARS]
-
-
-def check_fingerprint(saved: str | None, current: str | None) -> None:
-    """Raise if a checkpoint's prompt-set fingerprint differs from the prompts prepared now (None: a
-    generated task, whose prompts its config fixes)."""
-    if saved != current:
-        raise ValueError(
-            f"training prompt set changed: the checkpoint was trained on fingerprint {saved}, the "
-            f"data prepared now gives {current}. Prompt ids are row indices after filtering, so a "
-            "changed dataset, template, length filter or bad-row policy renumbers or alters the "
-            "prompts and would misalign the classifier's per-prompt history. Resume with the "
-            "original data settings, or start a new run."
-        )

@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel
 
 FINISH_REASONS = ("stop", "length")
 
@@ -63,6 +64,13 @@ class Generations:
         return sum(reason == "length" for reason in self.finish_reasons) / len(self.finish_reasons)
 
 
+def full_state(model: PreTrainedModel) -> list[tuple[str, torch.Tensor]]:
+    """Every parameter under every name it has (so a tied output head appears as `lm_head.weight`),
+    detached: what `sync_weights` must stream (vLLM keeps the old head when its name is missing), and what
+    an export writes. `named_parameters` would drop the tied name."""
+    return [(name, tensor.detach()) for name, tensor in model.state_dict(keep_vars=False).items()]
+
+
 class RolloutEngine(Protocol):
     """Generates completions for prompts with per-prompt counts; follows the actor's weights."""
 
@@ -77,7 +85,9 @@ class RolloutEngine(Protocol):
         prompt (vLLM), else (HF, or seeds None) sampling draws from torch's global RNG."""
         ...
 
-    def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
+    def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Follow the actor: its whole weights by name (`full_state`, or gathered under ZeRO-3)."""
+        ...
 
     def sleep(self) -> None: ...
 

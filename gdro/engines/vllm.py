@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gdro.engines.base import Decoding, Generations
+from gdro.engines.base import Decoding, Generations, full_state
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -52,12 +52,6 @@ def import_vllm() -> Any:
     except ImportError as error:
         raise ImportError(f"{INSTALL_HINT} ({error})") from error
     return vllm
-
-
-def full_state(model: PreTrainedModel) -> list[tuple[str, torch.Tensor]]:
-    """Every parameter under every name it has (so a tied output head appears as `lm_head.weight`),
-    detached: what `sync_weights` must stream. `named_parameters` would drop the tied name."""
-    return [(name, tensor.detach()) for name, tensor in model.state_dict(keep_vars=False).items()]
 
 
 class VLLMEngine:

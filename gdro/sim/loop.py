@@ -1,7 +1,7 @@
 """The curriculum loop on the learning simulator: plan -> rollout -> learn -> observe, no model.
 
 This is the controllers' whole closed loop at thousands of steps per second, used by the simulator
-tests; `SimPolicy` (`policy=sim`) and the controller benchmark run the same `LearningSimulator.step`.
+tests; `SimLearner` (`policy=sim`) and the controller benchmark run the same `LearningSimulator.step`.
 """
 
 from __future__ import annotations

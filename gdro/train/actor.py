@@ -26,9 +26,9 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
-from gdro.train.backends import TorchBackend, TrainingBackend
-from gdro.train.distributed import World
 from gdro.train.microbatch import token_budget_microbatches
+from gdro.train.parallel.backends import TorchBackend, TrainingBackend
+from gdro.train.parallel.world import World
 
 if TYPE_CHECKING:
     from gdro.config import TrainerConfig
@@ -245,7 +245,7 @@ class Actor:
         # ZeRO-3 gathers the head's weight in every head call, so all ranks must make the same number of
         # calls: with several ranks the head scores a micro-batch in one call (its [tokens, V] logits are
         # bounded by max_tokens_per_microbatch instead of logprob_chunk_tokens).
-        one_call = self.world.distributed and getattr(self.backend, "partitions_parameters", False)
+        one_call = self.world.distributed and self.backend.partitions_parameters
         self.chunk_tokens = sys.maxsize if one_call else config.logprob_chunk_tokens
         if config.gradient_checkpointing:
             # transformers < 5.21 (the GPU environment) lacks `activation_checkpointing_enable`.

@@ -1,4 +1,4 @@
-"""Build a run's parts from its validated `RunConfig`: the curriculum and the policy."""
+"""Build a run's parts from its validated `RunConfig`: the curriculum and the learner."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import build_allocator, build_sampler
 from gdro.sim.simulator import SimulatorConfig
-from gdro.train.distributed import World
-from gdro.train.policy import Policy
-from gdro.train.sim_policy import SimPolicy
+from gdro.train.learner import Learner
+from gdro.train.parallel.world import World
+from gdro.train.sim_learner import SimLearner
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -33,11 +33,11 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
     )
 
 
-def build_policy(run: RunConfig, world: World | None = None) -> Policy:
+def build_learner(run: RunConfig, world: World | None = None) -> Learner:
     """The simulator, or the warm-started tiny Qwen3 (trained into the cache the first time) on the task.
 
     With several ranks: rank 0 builds the cached base model first (the others wait, then load it),
-    and `trainer.backend=deepspeed` wraps the actor in a ZeRO engine (`conf/deepspeed/`). Under ZeRO-3 the
+    and `trainer.backend=deepspeed` wraps the actor with DeepSpeed ZeRO (`conf/deepspeed/`). Under ZeRO-3 the
     actor loads partitioned and the engine (hf or vLLM, one per rank) generates on whole weights of its own
     that follow it."""
     world = world if world is not None else World()
@@ -60,9 +60,9 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
             run.seed,
             eval_prompts_per_level=p.eval_prompts_per_level,
         )
-        return SimPolicy(config, eval_samples=run.trainer.eval_samples, step_seconds=p.step_seconds)
+        return SimLearner(config, eval_samples=run.trainer.eval_samples, step_seconds=p.step_seconds)
     # transformers, datasets and the model code load only for a model-backed policy
-    from gdro.train.hf_policy import HFPolicy
+    from gdro.train.hf_learner import HFLearner
     from gdro.train.task import build_task
 
     if world.distributed and not world.is_main:
@@ -72,19 +72,19 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
         world.barrier()
     deepspeed_config = None
     if run.trainer.backend == "deepspeed":
-        from gdro.train.deepspeed_engine import engine_config, partitioned_loading
+        from gdro.train.parallel.deepspeed_zero import ds_config, partitioned_loading
 
-        deepspeed_config = engine_config(run.deepspeed, run.trainer, on_gpu=_on_gpu(run))
+        deepspeed_config = ds_config(run.deepspeed, run.trainer, on_gpu=_on_gpu(run))
         with partitioned_loading(deepspeed_config):  # ZeRO-3: each rank loads its shards only
             model, tokenizer = load_model()
     else:
         model, tokenizer = load_model()
-    # ZeRO-3 shards the actor: the engine gets whole weights of its own (HFPolicy syncs them at the start);
+    # ZeRO-3 shards the actor: the engine gets whole weights of its own (HFLearner syncs them at the start);
     # transformers generate on shards would gather every layer at every decoded token
     partitioned = run.trainer.backend == "deepspeed" and run.deepspeed.stage == 3
     reference = None
     if run.trainer.kl_coef > 0 and partitioned:  # sharded like the actor: no rank holds a whole copy
-        from gdro.train.deepspeed_engine import frozen_partitioned
+        from gdro.train.parallel.deepspeed_zero import frozen_partitioned
 
         with partitioned_loading(deepspeed_config):
             reference = frozen_partitioned(load_model()[0], deepspeed_config)
@@ -95,7 +95,7 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
         from gdro.models.pretrained import stop_token_ids
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
-    engine = None  # HFPolicy's default: transformers generate on the actor
+    engine = None  # HFLearner's default: transformers generate on the actor
     if run.policy.engine == "vllm":  # vLLM is imported only here; one engine per rank
         from gdro.engines.vllm import VLLMEngine
 
@@ -109,13 +109,13 @@ def build_policy(run: RunConfig, world: World | None = None) -> Policy:
         engine = HFEngine(rollout_model, tokenizer, run.policy.generation_batch_size)
     backend = None
     if deepspeed_config is not None:
-        from gdro.train.backends import DeepSpeedBackend
-        from gdro.train.deepspeed_engine import initialize
+        from gdro.train.parallel.backends import DeepSpeedBackend
+        from gdro.train.parallel.deepspeed_zero import initialize
 
-        deepspeed_engine = initialize(model, deepspeed_config)
-        backend = DeepSpeedBackend(deepspeed_engine, world.size)
-        model = deepspeed_engine.module
-    return HFPolicy(
+        ds_model = initialize(model, deepspeed_config)
+        backend = DeepSpeedBackend(ds_model, world)
+        model = ds_model.module
+    return HFLearner(
         model,
         tokenizer,
         build_task(run, tokenizer),

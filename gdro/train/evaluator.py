@@ -3,7 +3,7 @@
 An `EvalSet` is one group of held-out prompts with its verifier: the embedded task's held-out split
 (with a latent level per prompt) or one benchmark. For each set the evaluator asks the engine for k
 samples per prompt under each configured sampling and scores them, giving a correct matrix [P, k].
-Metrics, with c_p correct of k samples:
+Metrics, with c_p correct of k samples (`gdro.core.pass_at_k.pass_metrics`):
     mean@k = mean_p c_p / k;   pass@k = mean_p [c_p > 0]   (any of k)
 - level sets (the embedded task): <prefix>/mean@k, <prefix>/pass@k pooled, and /level_<l> per level;
 - benchmarks: `gdro.data.benchmarks.benchmark_metrics` (<prefix>/<bench>/..., AIME, pooled, unbiased
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gdro.core.pass_at_k import pass_metrics
 from gdro.data.benchmarks import benchmark_metrics
 from gdro.engines.base import Decoding, RolloutEngine
 from gdro.rewards.base import Reward
-from gdro.train.distributed import World
+from gdro.train.parallel.world import World
 
 
 @dataclass
@@ -35,18 +36,13 @@ class EvalSet:
 
 
 def level_metrics(correct: np.ndarray, levels: np.ndarray, prefix: str) -> dict[str, float]:
-    """mean@k and pass@k pooled and per level from correct [P, k] and levels [P]."""
-    samples = correct.shape[1]
-    mean_at_k = correct.mean(axis=1)
-    solved = correct.any(axis=1).astype(np.float64)
-    metrics = {
-        f"{prefix}/mean@{samples}": float(mean_at_k.mean()),
-        f"{prefix}/pass@{samples}": float(solved.mean()),
-    }
+    """mean@k and pass@k pooled (<prefix>/mean@k) and per level (<prefix>/mean@k/level_<l>) from correct
+    [P, k] and levels [P]."""
+    samples, counts = correct.shape[1], correct.sum(axis=1)
+    metrics = {f"{prefix}/{key}": value for key, value in pass_metrics(counts, samples).items()}
     for level in np.unique(levels):
-        in_level = levels == level
-        metrics[f"{prefix}/mean@{samples}/level_{level}"] = float(mean_at_k[in_level].mean())
-        metrics[f"{prefix}/pass@{samples}/level_{level}"] = float(solved[in_level].mean())
+        in_level = pass_metrics(counts[levels == level], samples)
+        metrics |= {f"{prefix}/{key}/level_{level}": value for key, value in in_level.items()}
     return metrics
 
 

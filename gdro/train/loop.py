@@ -1,21 +1,21 @@
-"""The training loop: one loop for every policy (transformers or the simulator).
+"""The training loop: one loop for every learner (transformers or the simulator).
 
 eval (step 0) -> for t = 1..T:
-    plan = curriculum.plan(M)            sampler picks/reweights, classifier bins, allocator sets n_i
-    outcome = policy.train_step(plan)    generate, reward, advantages x w_i, PPO updates
-    curriculum.observe(plan, outcome)    classifier records; both adversaries update
+    plan = curriculum.plan(M)             sampler picks/reweights, classifier bins, allocator sets n_i
+    outcome = learner.train_step(plan)    generate, reward, advantages x w_i, PPO updates (grpo_step.py)
+    curriculum.observe(plan, outcome)     classifier records; both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
-    weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.export)
-    on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (preemption.py)
+    weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.io.export)
+    on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (io/preemption.py)
 
 With several ranks (torchrun) every rank runs this same loop: the curriculum decides the same plan on
-every rank (same seed, same gathered outcomes: each policy step returns the WHOLE batch's outcome), the
-policy splits the work, and rank 0 alone writes metrics.jsonl, W&B, plots and checkpoint metadata. At
+every rank (same seed, same gathered outcomes: each learner step returns the WHOLE batch's outcome), the
+learner splits the work, and rank 0 alone writes metrics.jsonl, W&B, plots and checkpoint metadata. At
 each checkpoint the ranks compare digests of their controller state and stop if they ever differ.
 
-A run folder that already holds this very run, finished (its config.json equals this config and its
-metrics.jsonl ends at step T), is left as it is under `resume=auto`: nothing is built or trained, so a
-requeued job or a rerun sweep skips it in seconds.
+A run folder that already holds this very run, finished (`gdro.train.io.run_folder.is_finished`: its
+config.json equals this config but for `resume`, and its metrics.jsonl ends at step T), is left as it is
+under `resume=auto`: nothing is built or trained, so a requeued job or a rerun sweep skips it in seconds.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import torch
 
 from gdro.analysis.viz import CurriculumHistory, heatmap_figure, summary_table
 from gdro.config import RunConfig
-from gdro.train.build import build_curriculum, build_policy
-from gdro.train.checkpoint import (
+from gdro.train.build import build_curriculum, build_learner
+from gdro.train.io.checkpoint import (
     AUTO,
     LATEST,
     curriculum_digest,
@@ -39,13 +39,14 @@ from gdro.train.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from gdro.train.distributed import World
-from gdro.train.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far
-from gdro.train.loggers import build_logger
-from gdro.train.metrics import MetricsWriter, read_metrics, step_record
-from gdro.train.policy import Policy
-from gdro.train.preemption import StopSignals
-from gdro.train.progress import Progress
+from gdro.train.io.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far
+from gdro.train.io.loggers import build_logger
+from gdro.train.io.metrics import MetricsWriter, step_record
+from gdro.train.io.preemption import StopSignals
+from gdro.train.io.progress import Progress
+from gdro.train.io.run_folder import CONFIG_FILE, METRICS_FILE, is_finished
+from gdro.train.learner import Learner
+from gdro.train.parallel.world import World
 from gdro.train.rng import isolated_rng
 
 HEATMAPS = ("share", "weight", "rollouts_per_prompt", "reward_mean")
@@ -62,48 +63,38 @@ def train(
 ) -> list[dict[str, Any]]:
     """Run (or resume) training into `run_dir`; returns the records written by this call (rank 0's)."""
     world = world if world is not None else World()
-    if world.broadcast(is_finished(run, run_dir, resolved_config) if world.is_main else None):
+    finished = run.resume in (AUTO, LATEST) and is_finished(run_dir, resolved_config)
+    if world.broadcast(finished if world.is_main else None):
         log.info(
             "%s already holds this run, finished at step %d: nothing to train", run_dir, run.trainer.steps
         )
         return []
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(resolved_config, indent=2))
+        (run_dir / CONFIG_FILE).write_text(json.dumps(resolved_config, indent=2))
     torch.set_num_threads(run.trainer.torch_threads)
     torch.manual_seed(run.seed + world.rank)  # each rank samples its own rollouts
-    policy = build_policy(run, world)
+    learner = build_learner(run, world)
     try:
         with StopSignals() as signals:  # SIGUSR2 / SIGTERM: checkpoint at the next step boundary
-            return _train(run, run_dir, resolved_config, policy, progress and world.is_main, world, signals)
+            return _train(run, run_dir, resolved_config, learner, progress and world.is_main, world, signals)
     finally:
-        policy.close()  # worker processes (math-verify) end with the run, also on an error
-
-
-def is_finished(run: RunConfig, run_dir: Path, resolved_config: dict[str, Any]) -> bool:
-    """Under resume=auto: run_dir holds this config (config.json) and its metrics.jsonl ends at step T."""
-    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.jsonl"
-    if run.resume not in (AUTO, LATEST) or not config_path.exists() or not metrics_path.exists():
-        return False
-    if json.loads(config_path.read_text()) != resolved_config:
-        return False
-    records = read_metrics(metrics_path)
-    return bool(records) and records[-1]["step"] == run.trainer.steps
+        learner.close()  # worker processes (math-verify) end with the run, also on an error
 
 
 def _train(
     run: RunConfig,
     run_dir: Path,
     resolved_config: dict[str, Any],
-    policy: Policy,
+    learner: Learner,
     progress: bool,
     world: World,
     signals: StopSignals,
 ) -> list[dict[str, Any]]:
-    """The loop of the module docstring on a built policy."""
-    curriculum = build_curriculum(run, policy.num_prompts)
+    """The loop of the module docstring on a built learner."""
+    curriculum = build_curriculum(run, learner.num_prompts)
     main = world.is_main
-    writer = MetricsWriter(run_dir / "metrics.jsonl") if main else None
+    writer = MetricsWriter(run_dir / METRICS_FILE) if main else None
     logger = build_logger(run.logger, run_dir, resolved_config) if main else None
     records: list[dict[str, Any]] = []
     history = CurriculumHistory(resolved_config, run_dir)  # the figures draw from memory, not the file
@@ -121,13 +112,13 @@ def _train(
     checkpoint = world.broadcast(resolve_resume(run.resume, run_dir) if main else None)
     start = 0
     if checkpoint is not None:
-        start = load_checkpoint(checkpoint, curriculum, policy, world)
+        start = load_checkpoint(checkpoint, curriculum, learner, world)
         kept: list[dict[str, Any]] = []
         if writer is not None:
             kept = writer.truncate_after(start)
             if kept and kept[-1]["step"] < start:
                 raise RuntimeError(
-                    f"{run_dir / 'metrics.jsonl'} ends at step {kept[-1]['step']} but {checkpoint} is at step "
+                    f"{run_dir / METRICS_FILE} ends at step {kept[-1]['step']} but {checkpoint} is at step "
                     f"{start}: records were lost; resume from an earlier checkpoint, or start over with resume=null"
                 )
             history.extend(kept)
@@ -137,14 +128,14 @@ def _train(
         if writer is not None:
             writer.truncate_after(-1)
         with isolated_rng(run.seed, 0, "eval"):
-            emit({"step": 0, **policy.evaluate()})
+            emit({"step": 0, **learner.evaluate()})
 
     trainer = run.trainer
     progress_display = Progress(start, trainer.steps, enabled=progress)
     for step in range(start + 1, trainer.steps + 1):
         began = time.perf_counter()
         plan = curriculum.plan(trainer.prompts_per_step)
-        outcome = policy.train_step(plan)
+        outcome = learner.train_step(plan)
         report = curriculum.observe(
             plan, outcome.correct_per_prompt, outcome.surrogate_loss, outcome.tokens_per_prompt
         )
@@ -152,14 +143,16 @@ def _train(
         record["time/step_seconds"] = time.perf_counter() - began
         if step % trainer.eval_every == 0 or step == trainer.steps:
             with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
-                record.update(policy.evaluate())
+                record.update(learner.evaluate())
             value = record.get(best_key)
             if value is not None and (best is None or value > best):
                 best = value
-                policy.export(run_dir / EXPORT_DIR / BEST, {"step": step, "metric": best_key, "value": value})
+                learner.export(
+                    run_dir / EXPORT_DIR / BEST, {"step": step, "metric": best_key, "value": value}
+                )
         if step == trainer.steps:  # before the record: metrics ending at T imply the export
             final = {"step": step, "metric": best_key, "value": record.get(best_key)}
-            policy.export(run_dir / EXPORT_DIR / FINAL, final)
+            learner.export(run_dir / EXPORT_DIR / FINAL, final)
         emit(record)
         if logger is not None and (step % trainer.plot_every == 0 or step == trainer.steps):
             run_so_far = history.run()
@@ -170,7 +163,7 @@ def _train(
         stop = world.max(int(signals.requested())) > 0  # preempted: every rank stops at this step
         if stop or step % trainer.save_every == 0 or step == trainer.steps:
             _check_ranks_agree(world, curriculum, step)
-            save_checkpoint(run_dir, step, curriculum, policy, keep=trainer.keep_checkpoints, world=world)
+            save_checkpoint(run_dir, step, curriculum, learner, keep=trainer.keep_checkpoints, world=world)
         if stop:
             signals.hand_on(step)  # exit, or submitit's requeue (the rerun resumes from this checkpoint)
     progress_display.close()

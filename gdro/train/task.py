@@ -3,7 +3,8 @@ them, and the held-out sets the evaluator runs. Built once at start, from the da
 groups of the config, with the policy's tokenizer.
 
 - dataset=synthetic: the embedded chain task; eval=synthetic: its held-out levels.
-- dataset=dapo_math: DAPO-Math prompts (gdro.data.dapo_math; the fingerprint goes into checkpoints);
+- dataset=dapo_math: DAPO-Math prompts (gdro.data.dapo_math; the fingerprint goes into checkpoints and
+  `check_fingerprint` compares it on resume);
   eval=math_benchmarks: the configured benchmarks, math ones graded by math-verify in a worker pool,
   GPQA by its letter.
 """
@@ -50,6 +51,19 @@ class TaskData:
         """Stop every reward's worker processes."""
         for reward in {id(r): r for r in [self.reward, *(s.reward for s in self.eval_sets)]}.values():
             reward.close()
+
+
+def check_fingerprint(saved: str | None, current: str | None) -> None:
+    """Raise if a checkpoint's prompt-set fingerprint differs from the prompts prepared now (None: a
+    generated task, whose prompts its config fixes)."""
+    if saved != current:
+        raise ValueError(
+            f"training prompt set changed: the checkpoint was trained on fingerprint {saved}, the "
+            f"data prepared now gives {current}. Prompt ids are row indices after filtering, so a "
+            "changed dataset, template, length filter or bad-row policy renumbers or alters the "
+            "prompts and would misalign the classifier's per-prompt history. Resume with the "
+            "original data settings, or start a new run."
+        )
 
 
 def build_task(run: RunConfig, tokenizer: PreTrainedTokenizerBase) -> TaskData:

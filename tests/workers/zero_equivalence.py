@@ -7,7 +7,7 @@ For ZeRO-2, then ZeRO-3 (one launch: the start-up is paid once), rank 0 writes O
 For every loss_agg mode: 3 PPO updates (rank 0 holds rows 0-2, rank 1 rows 3-9, cut into micro-batches
 of different counts per rank), then the pre-clip gradient norms of each update and the gathered
 parameters are compared with the reference; under ZeRO-3 the local shards' sizes show partitioning.
-Then a resume: 2 updates, save_checkpoint, a fresh engine, load_checkpoint, 1 update, against 3 straight.
+Then a resume: 2 updates, the backend's save, a fresh actor, its load, 1 update, against 3 straight.
 Under ZeRO-3 also `partitioned_loading`: `from_pretrained` of a saved model leaves each rank only its
 shards, which gather back to the saved weights.
 """
@@ -28,15 +28,15 @@ from gdro.config.trainer import TrainerConfig
 from gdro.core.grpo import LOSS_AGGREGATIONS
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import Actor, ActorConfig
-from gdro.train.backends import DeepSpeedBackend
-from gdro.train.deepspeed_engine import (
-    engine_config,
+from gdro.train.parallel.backends import DeepSpeedBackend
+from gdro.train.parallel.deepspeed_zero import (
+    ds_config,
     frozen_partitioned,
     gathered_parameters,
     initialize,
     partitioned_loading,
 )
-from gdro.train.distributed import World
+from gdro.train.parallel.world import World
 
 VOCAB = 61
 SHAPE = {
@@ -97,11 +97,13 @@ def deepspeed_actor(
 ) -> tuple[Actor, object]:
     """`ranks`: what the backend tells the actor to scale losses by (default: the world's size)."""
     ds = DeepSpeedConfig(name=f"zero{stage}", stage=stage, param_persistence_threshold=0)
-    engine = initialize(build_tiny_qwen3(VOCAB, **SHAPE, seed=0), engine_config(ds, SETTINGS, on_gpu=False))
+    ds_model = initialize(build_tiny_qwen3(VOCAB, **SHAPE, seed=0), ds_config(ds, SETTINGS, on_gpu=False))
     budget = 24 if world.rank == 0 else 40  # different micro-batch counts per rank
-    backend = DeepSpeedBackend(engine, world.size if ranks is None else ranks)
-    actor = Actor(engine.module, None, actor_config(loss_agg, budget), backend, world)
-    return actor, engine
+    backend = DeepSpeedBackend(ds_model, world)
+    if ranks is not None:
+        backend.ranks = ranks
+    actor = Actor(ds_model.module, None, actor_config(loss_agg, budget), backend, world)
+    return actor, ds_model
 
 
 def local_update(actor: Actor, inputs: dict[str, torch.Tensor], world: World) -> float:
@@ -140,7 +142,7 @@ def partitioned_load(stage: int, world: World, folder: Path) -> dict[str, object
         saved.save_pretrained(folder)
     world.barrier()
     ds = DeepSpeedConfig(name=f"zero{stage}", stage=stage, param_persistence_threshold=0)
-    config = engine_config(ds, SETTINGS, on_gpu=False)
+    config = ds_config(ds, SETTINGS, on_gpu=False)
     with partitioned_loading(config):
         loaded = AutoModelForCausalLM.from_pretrained(folder)
         reference = frozen_partitioned(AutoModelForCausalLM.from_pretrained(folder), config)
@@ -179,10 +181,10 @@ def stage_report(stage: int, world: World, checkpoints: Path) -> dict[str, objec
     report: dict[str, object] = {"stage": stage, "world": world.size, "modes": {}}
     for loss_agg in LOSS_AGGREGATIONS:
         reference_norms, reference = run_reference(loss_agg, inputs)
-        actor, engine = deepspeed_actor(stage, loss_agg, world)
-        local = sum(p.numel() for p in engine.module.parameters())
+        actor, ds_model = deepspeed_actor(stage, loss_agg, world)
+        local = sum(p.numel() for p in ds_model.module.parameters())
         norms = [local_update(actor, inputs, world) for _ in range(STEPS)]
-        full = dict(gathered_parameters(engine.module))
+        full = dict(gathered_parameters(ds_model.module))
         report["modes"][loss_agg] = {
             "norms": norms,
             "reference_norms": reference_norms,
@@ -193,24 +195,27 @@ def stage_report(stage: int, world: World, checkpoints: Path) -> dict[str, objec
             "digests": world.gather(digest(full)),
         }
     # control: a loss not multiplied by the rank count (a 2x normalisation error) shows in the norms
-    actor, engine = deepspeed_actor(stage, "token-mean", world, ranks=1)
+    actor, ds_model = deepspeed_actor(stage, "token-mean", world, ranks=1)
     report["unscaled_norms"] = [local_update(actor, inputs, world) for _ in range(STEPS)]
-    # resume: 2 updates, save, a fresh engine, load, 1 update == 3 straight (token-mean)
-    actor, engine = deepspeed_actor(stage, "token-mean", world)
+    # resume: 2 updates, save, a fresh actor, load, 1 update == 3 straight (token-mean)
+    actor, ds_model = deepspeed_actor(stage, "token-mean", world)
     straight = [local_update(actor, inputs, world) for _ in range(STEPS)]
-    straight_parameters = dict(gathered_parameters(engine.module))
-    actor, engine = deepspeed_actor(stage, "token-mean", world)
+    straight_parameters = dict(gathered_parameters(ds_model.module))
+    actor, ds_model = deepspeed_actor(stage, "token-mean", world)
     resumed = [local_update(actor, inputs, world) for _ in range(STEPS - 1)]
-    engine.save_checkpoint(str(checkpoints), tag="step_2")
-    actor, engine = deepspeed_actor(stage, "token-mean", world)
-    engine.load_checkpoint(str(checkpoints), tag="step_2")
+    if world.is_main:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+    world.barrier()
+    actor.backend.save(checkpoints, {"step": 2})  # as a checkpoint saves: every rank its shards
+    actor, ds_model = deepspeed_actor(stage, "token-mean", world)
+    assert actor.backend.load(checkpoints) == {"step": 2}
     resumed.append(local_update(actor, inputs, world))
     report["shm_op_built"] = deepspeed.comm.comm.cdb.shm_comm_op is not None  # g++, on a first run
     report["resume"] = {
         "straight_norms": straight,
         "resumed_norms": resumed,
         "max_parameter_difference": max_difference(
-            dict(gathered_parameters(engine.module)), straight_parameters
+            dict(gathered_parameters(ds_model.module)), straight_parameters
         ),
     }
     return report

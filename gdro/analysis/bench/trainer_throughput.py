@@ -35,7 +35,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import HFPolicyConfig, RunConfig, SyntheticDatasetConfig, TinyModelConfig, parse_run_config
 from gdro.rewards import Reward
-from gdro.train.checkpoint import resolve_resume
+from gdro.train.io.checkpoint import resolve_resume
 from gdro.train.loop import train
 
 # Our run: no W&B, a fresh start; its evaluations (outside the clock) at one sample, at one sampling.

@@ -81,7 +81,7 @@ def collect_local(roots: Iterable[str | Path]) -> list[RunResult]:
 def collect_wandb(path: str, api: Any = None, filters: Mapping[str, Any] | None = None) -> list[RunResult]:
     """The runs of the W&B project `path` ("entity/project") matching `filters` (W&B's run filters), through
     the public API (`wandb.Api()` unless `api` is given): `api.runs(path, filters=...)`, each run's `.config`
-    (the resolved run config `gdro.train.loggers.WandbLogger` logged) and `.scan_history()` (every row,
+    (the resolved run config `gdro.train.io.loggers.WandbLogger` logged) and `.scan_history()` (every row,
     unsampled, the step in `_step`)."""
     if api is None:
         import wandb  # only this source needs it

@@ -1,6 +1,6 @@
 """Run folders as results: held-out evaluations per step, cost, and the method and seed they belong to.
 
-A run folder holds `config.json` (the resolved config) and `metrics.jsonl` (`gdro.train.metrics`): eval
+A run folder holds `config.json` (the resolved config) and `metrics.jsonl` (`gdro.train.io.metrics`): eval
 steps carry `eval/<metric>` pooled, `eval/<metric>/level_<l>` per level (the embedded task) or
 `eval/<benchmark>/<metric>` per benchmark (`gdro.data.benchmarks`), metric "pass@k" or "mean@k". Only
 `eval/` is read (not `eval_rollout/`). A run counts when its last record is step `trainer.steps`. The same
@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from gdro.analysis.results.methods import METHODS, method_key
-from gdro.train.metrics import read_metrics
+from gdro.train.io.metrics import read_metrics
 
 _EVAL_KEY = re.compile(r"^eval/(?:([a-z][a-z0-9_]*)/)?((?:pass|mean)@\d+)(?:/level_(\d+))?$")
 # Config keys that may differ between the seeds of one method.

@@ -9,7 +9,6 @@ folder written with another config is refused, so a sweep of another size needs 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,8 +22,8 @@ from omegaconf import OmegaConf
 
 from gdro.analysis.results.methods import Method
 from gdro.config import parse_run_config, register_configs
+from gdro.train.io.run_folder import is_finished, read_config, same_run
 from gdro.train.loop import train
-from gdro.train.metrics import read_metrics
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
@@ -80,17 +79,13 @@ def plan_sweep(
     return runs
 
 
-def is_finished(run: SweepRun) -> bool:
-    """True when the folder's metrics.jsonl ends at trainer.steps; a ValueError when the folder was
-    written with another config (`resume`, how a run was started, may differ)."""
-    config_path, metrics_path = run.run_dir / "config.json", run.run_dir / "metrics.jsonl"
-    if not config_path.exists():
-        return False
-    written = json.loads(config_path.read_text())
-    if any(written.get(key) != value for key, value in run.config.items() if key != "resume"):
+def is_pending(run: SweepRun) -> bool:
+    """Whether the run still has to be trained: its folder does not hold it finished
+    (`gdro.train.io.run_folder.is_finished`); a ValueError when the folder was written with another config."""
+    written = read_config(run.run_dir)
+    if written is not None and not same_run(written, run.config):
         raise ValueError(f"{run.run_dir} holds a run of another config; sweep into another folder")
-    records = read_metrics(metrics_path) if metrics_path.exists() else []
-    return bool(records) and records[-1]["step"] == run.config["trainer"]["steps"]
+    return not is_finished(run.run_dir, run.config)
 
 
 def _execute(run: SweepRun) -> float:
@@ -103,7 +98,7 @@ def _execute(run: SweepRun) -> float:
 def run_sweep(runs: Sequence[SweepRun], jobs: int = 1) -> list[SweepRun]:
     """Train every unfinished run, `jobs` at a time in worker processes (1: in this process); prints a
     line per run; returns the runs trained."""
-    pending = [run for run in runs if not is_finished(run)]
+    pending = [run for run in runs if is_pending(run)]
     print(
         f"{len(runs) - len(pending)} of {len(runs)} runs already finished; training {len(pending)}",
         flush=True,

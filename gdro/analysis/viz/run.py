@@ -1,6 +1,6 @@
 """One run's emergent curriculum as arrays, from a run folder, a W&B history or records in memory.
 
-Input is the `metrics.jsonl` contract of `gdro/train/metrics.py`: step 0 holds the evaluation before
+Input is the `metrics.jsonl` contract of `gdro/train/io/metrics.py`: step 0 holds the evaluation before
 training; steps t >= 1 the per-bin lists `bins/<series>` (indexed by bin, bin 0 hardest, null where a
 bin is absent) and the docs/algorithm.md §8 measures `curriculum/<name>`, computed per step by the core
 (`gdro.core.curriculum_metrics`); nothing here recomputes them. Metrics files written before the
@@ -194,7 +194,7 @@ def load_run(run_dir: str | Path) -> CurriculumRun:
 def records_from_wandb_history(history: pd.DataFrame) -> list[dict[str, Any]]:
     """Metrics records from a W&B history table (`wandb.Api().run(path).scan_history()` as a DataFrame).
 
-    W&B holds the per-bin lists flattened (`bins/share/<b>`, see `gdro.train.loggers.flatten`) and the
+    W&B holds the per-bin lists flattened (`bins/share/<b>`, see `gdro.train.io.loggers.flatten`) and the
     step in `_step`; this regroups them into lists (None where missing) and drops NaN scalars. W&B never
     saw the nulls, so a training step's `bins/<series>` or `curriculum/<name>` without any value comes
     back all null.

@@ -5,7 +5,7 @@ samples of prompt p:
 - mean@n = mean over p and j of correct[p, j];
 - pass@n = fraction of prompts with c_p > 0 (any of n);
 - pass@k for k < n = mean over p of the unbiased estimator 1 - C(n - c_p, k) / C(n, k)
-  (`gdro.core.grpo.pass_at_k`; at k = n it equals the any-of-n pass@n).
+  (`gdro.core.pass_at_k`, which pools all three; at k = n it equals the any-of-n pass@n).
 Keys: <prefix>/<benchmark>/mean@n, .../pass@n, .../pass@k; <prefix>/aime/<metric> = the mean of the
 aime24 and aime25 values (AIME = mean of 2024 and 2025) when both are present; <prefix>/mean@n,
 <prefix>/pass@n, <prefix>/pass@k pooled over every prompt of every benchmark (each prompt weighs
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gdro.core.grpo import pass_at_k
+from gdro.core.pass_at_k import pass_metrics
 
 DERIVED_BENCHMARKS = {"aime": ("aime24", "aime25")}
 """Reported as the mean of their members' metrics."""
@@ -62,11 +62,5 @@ def benchmark_metrics(
 
 
 def _count_metrics(counts: np.ndarray, n: int, ks: Sequence[int], key_prefix: str) -> dict[str, float]:
-    """mean@n, pass@n and the unbiased pass@k for k in ks, from correct counts [P] out of n."""
-    metrics = {
-        f"{key_prefix}/mean@{n}": float(np.mean(counts / n)),
-        f"{key_prefix}/pass@{n}": float(np.mean(counts > 0)),
-    }
-    for k in ks:
-        metrics[f"{key_prefix}/pass@{k}"] = float(np.mean(pass_at_k(n, counts.astype(np.int64), k)))
-    return metrics
+    """`pass_metrics` of correct counts [P] out of n, keyed under `key_prefix`."""
+    return {f"{key_prefix}/{key}": value for key, value in pass_metrics(counts, n, ks).items()}

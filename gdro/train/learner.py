@@ -1,7 +1,9 @@
-"""The policy interface the training loop drives, whatever generates the rollouts.
+"""The learner interface the training loop drives, whatever generates the rollouts.
 
-A policy runs the model side of one step (generate n_i rollouts per prompt, reward them, update) and
-evaluates itself; the curriculum side (which prompts, how many rollouts, which weights) is the loop's.
+A learner runs the model side of one step (generate n_i rollouts per prompt, reward them, update the
+policy) and evaluates the policy; the curriculum side (which prompts, how many rollouts, which weights) is
+the loop's. `HFLearner` trains a transformers model (`gdro.train.hf_learner`, the step itself in
+`gdro.train.grpo_step`), `SimLearner` the learning simulator (`gdro.train.sim_learner`).
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from gdro.core.curriculum import StepPlan
 
 @dataclass
 class StepOutcome:
-    """What one policy step produced.
+    """What one learner step produced.
 
     correct_per_prompt: [M] int, c_i, rollouts with reward +1.
     surrogate_loss: [M] float or None, the per-prompt surrogate signal l(x_i) (docs/algorithm.md §3).
     generated_tokens: total completion tokens of the step.
-    tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts, or None where a policy
+    tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts, or None where a learner
         generates no tokens (the simulator); the curriculum sums them per bin (`bins/tokens`).
     metrics: scalar losses and diagnostics (`loss/total`, `loss/policy`, `loss/kl`, ...); None where a
-        policy has no such quantity (the simulator has no loss).
+        learner has no such quantity (the simulator has no loss).
     """
 
     correct_per_prompt: np.ndarray
@@ -35,8 +37,9 @@ class StepOutcome:
     metrics: dict[str, float | None] = field(default_factory=dict)
 
 
-class Policy(Protocol):
-    """Implemented by `HFPolicy` (transformers) and `SimPolicy` (the learning simulator)."""
+class Learner(Protocol):
+    """Implemented by `HFLearner` (transformers) and `SimLearner` (the learning simulator): one step, the
+    held-out evaluation, the state for checkpoints, the weights for exports."""
 
     num_prompts: int
 

@@ -1,8 +1,8 @@
-"""Checkpoints: `run_dir/checkpoints/step_NNNNNN/` with the curriculum, RNG states and the policy.
+"""Checkpoints: `run_dir/checkpoints/step_NNNNNN/` with the curriculum, RNG states and the learner's state.
 
 state.json holds the step, every controller's state (data order included) and torch's RNG state, all
-JSON; the policy writes its own files beside it. `checkpoints/latest` holds the name of the checkpoint
-to resume from.
+JSON; the learner writes its own files beside it (`policy.pt` and `task.json`, or `simulator.json`).
+`checkpoints/latest` holds the name of the checkpoint to resume from.
 
 Crash safety (a SIGKILL or a power cut at any instant leaves `latest` naming a complete checkpoint):
 - No checkpoint is written under a name that exists. It is written into a hidden temporary folder
@@ -18,7 +18,7 @@ Crash safety (a SIGKILL or a power cut at any instant leaves `latest` naming a c
   Temporary entries (`.*.tmp`, also those of a crashed save) are removed after the next save.
 
 With several ranks, rank 0 creates the temporary folder and tells the others; every rank then writes
-its part of the policy (DeepSpeed's shards) into it, and rank 0 alone writes state.json (with every
+its part of the learner's state (DeepSpeed's shards) into it, and rank 0 alone writes state.json (with every
 rank's torch RNG state), renames, points `latest` and prunes, once all ranks are done.
 """
 
@@ -37,8 +37,8 @@ from typing import Any
 import torch
 
 from gdro.core.curriculum import Curriculum
-from gdro.train.distributed import World
-from gdro.train.policy import Policy
+from gdro.train.learner import Learner
+from gdro.train.parallel.world import World
 
 LATEST = "latest"
 AUTO = "auto"  # resume=auto (or resume=latest): this run folder's latest checkpoint, if any
@@ -47,7 +47,13 @@ TEMPORARY_SUFFIX = ".tmp"  # with a leading "." : a save, a pointer or a deletio
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, curriculum: Curriculum, policy: Policy, *, keep: int, world: World | None = None
+    run_dir: Path,
+    step: int,
+    curriculum: Curriculum,
+    learner: Learner,
+    *,
+    keep: int,
+    world: World | None = None,
 ) -> Path:
     """Write the checkpoint of `step`, point `latest` at it, then prune; returns its folder.
 
@@ -66,7 +72,7 @@ def save_checkpoint(
         staging.mkdir()
     staging = world.broadcast(staging)
     rng_states = world.gather(_encode_rng(torch.get_rng_state()))
-    policy.save(staging)  # every rank: DeepSpeed writes each rank's shards
+    learner.save(staging)  # every rank: DeepSpeed writes each rank's shards
     world.barrier()
     target = None
     if world.is_main:
@@ -108,8 +114,8 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     return checkpoint
 
 
-def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy, world: World | None = None) -> int:
-    """Restore the curriculum, the policy and torch's RNG (this rank's) from `path`; returns the step it was
+def load_checkpoint(path: Path, curriculum: Curriculum, learner: Learner, world: World | None = None) -> int:
+    """Restore the curriculum, the learner and torch's RNG (this rank's) from `path`; returns the step it was
     saved at. A checkpoint of a run with another number of ranks is refused."""
     world = world if world is not None else World()
     state: dict[str, Any] = json.loads((path / "state.json").read_text())
@@ -118,7 +124,7 @@ def load_checkpoint(path: Path, curriculum: Curriculum, policy: Policy, world: W
         raise ValueError(
             f"{path} was saved by {len(rng_states)} rank(s); this run has {world.size}: resume with as many"
         )
-    policy.load(path)  # first: it checks the prompts are the ones the checkpoint was trained on
+    learner.load(path)  # first: it checks the prompts are the ones the checkpoint was trained on
     curriculum.load_state_dict(state["curriculum"])
     rng = torch.frombuffer(bytearray(base64.b64decode(rng_states[world.rank])), dtype=torch.uint8)
     torch.set_rng_state(rng)

@@ -1,9 +1,10 @@
-"""The actor under DeepSpeed ZeRO: the engine's numeric config, partitioned loading, the engine, and full
-weights gathered.
+"""The actor under DeepSpeed ZeRO: DeepSpeed's numeric config, partitioned loading, the wrapped model, and
+full weights gathered. (DeepSpeed calls what `deepspeed.initialize` returns an engine; here it is the
+`ds_model`: "engine" names only the rollout engines.)
 
-`engine_config` writes every value DeepSpeed reads (no "auto": only HF Trainer and Accelerate resolve
+`ds_config` writes every value DeepSpeed reads (no "auto": only HF Trainer and Accelerate resolve
 it): one sample per micro-batch and no accumulation in DeepSpeed's own counter (the actor sets the
-accumulation boundary itself, see `gdro.train.backends`), torch's AdamW with the trainer's rate and
+accumulation boundary itself, see `gdro.train.parallel.backends`), torch's AdamW with the trainer's rate and
 weight decay, `gradient_clipping` = trainer.grad_clip, and the ZeRO stage of `conf/deepspeed/`.
 Under ZeRO-3 `partitioned_loading` makes transformers' `from_pretrained` build the actor inside
 `deepspeed.zero.Init`, so no rank ever holds the whole model in the actor's precision.
@@ -24,7 +25,7 @@ ADAM_BETAS = (0.9, 0.999)  # torch.optim.AdamW's defaults, as the single-process
 ADAM_EPS = 1e-8
 
 
-def engine_config(ds: DeepSpeedConfig, trainer: TrainerConfig, on_gpu: bool) -> dict[str, Any]:
+def ds_config(ds: DeepSpeedConfig, trainer: TrainerConfig, on_gpu: bool) -> dict[str, Any]:
     """The `deepspeed.initialize` config for these settings (bf16 under `auto` only on a GPU)."""
     bf16 = ds.precision == "bf16" or (ds.precision == "auto" and on_gpu)
     zero: dict[str, Any] = {
@@ -97,25 +98,25 @@ def partitioned_loading(config: dict[str, Any]) -> Iterator[None]:
 
 
 def initialize(model: torch.nn.Module, config: dict[str, Any]) -> Any:
-    """The DeepSpeed engine around `model` (its optimizer built from `config`)."""
+    """`model` wrapped by `deepspeed.initialize` (its optimizer built from `config`): the `ds_model`."""
     deepspeed = deepspeed_module()
     with _plain_linear():  # ZeRO-3 partitions a whole model inside zero.Init
-        engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
-    return engine
+        ds_model, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+    return ds_model
 
 
 def frozen_partitioned(model: torch.nn.Module, config: dict[str, Any]) -> torch.nn.Module:
     """`model` (loaded inside `partitioned_loading`) frozen and kept partitioned, as the reference under
-    ZeRO-3: DeepSpeed's engine without an optimizer (its ZeRO-3 parameter offload) gathers each layer's
+    ZeRO-3: DeepSpeed's wrapper without an optimizer (its ZeRO-3 parameter offload) gathers each layer's
     weights around its forward, as it does for the actor, so no rank holds a whole copy (TRL's
     `prepare_deepspeed` does the same). Every rank must run the same forwards (`Actor.logprobs` pads).
-    Returns the module; its hooks keep the engine's parameter coordinator alive."""
+    Returns the module; its hooks keep the wrapper's parameter coordinator alive."""
     model.eval().requires_grad_(False)
     frozen = {key: value for key, value in config.items() if key not in ("optimizer", "gradient_clipping")}
     deepspeed = deepspeed_module()
     with _plain_linear():
-        engine, *_ = deepspeed.initialize(model=model, config=frozen)
-    return engine.module
+        wrapped, *_ = deepspeed.initialize(model=model, config=frozen)
+    return wrapped.module
 
 
 @contextmanager
@@ -130,12 +131,6 @@ def _plain_linear() -> Iterator[None]:
         yield
     finally:
         torch.nn.functional.linear = linear
-
-
-def set_learning_rate(engine: Any, lr: float) -> None:
-    """The rate of the engine's next steps (the trainer's schedule, applied once per RL step)."""
-    for group in engine.optimizer.param_groups:
-        group["lr"] = lr
 
 
 def gathered_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

@@ -8,7 +8,8 @@ with the chunked log-probs. With `zero_stage` the actor trains through DeepSpeed
 when `dtype` is, a process group of one unless torchrun made one) as `train.py trainer.backend=deepspeed`
 sets it up: under ZeRO-3 the engine generates on a whole copy that follows the partitioned actor through
 `gathered_parameters` after every step (the `sync` phase). Used by `scripts/gpu_check.py` (one prepared
-run on a lent GPU) and tested on the CPU at toy size.
+run on a lent GPU) and tested on the CPU at toy size. It sits with the benchmarks: nothing in training
+imports it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gdro.engines.hf import HFEngine, tokenize_prompts
 from gdro.models.ascii_tokenizer import build_ascii_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
 from gdro.train.actor import Actor, ActorConfig
-from gdro.train.distributed import World
+from gdro.train.parallel.world import World
 
 
 def _synchronise(device: torch.device) -> None:
@@ -80,7 +81,7 @@ def measure_grpo_steps(
     decoding = Decoding(temperature=1.0, max_new_tokens=max_new_tokens)
     phases: dict[str, list[float]] = {"generate": [], "logprobs": [], "update": [], "step": []}
     if zero_stage == 3:
-        from gdro.train.deepspeed_engine import gathered_parameters
+        from gdro.train.parallel.deepspeed_zero import gathered_parameters
 
         phases["sync"] = []
     tokens: list[int] = []
@@ -140,8 +141,8 @@ def _deepspeed_actor(
     classes bring Hydra, which the torch-only runs (and a bare GPU machine) do without."""
     from gdro.config.deepspeed import DeepSpeedConfig
     from gdro.config.trainer import TrainerConfig
-    from gdro.train.backends import DeepSpeedBackend
-    from gdro.train.deepspeed_engine import engine_config, initialize
+    from gdro.train.parallel.backends import DeepSpeedBackend
+    from gdro.train.parallel.deepspeed_zero import ds_config, initialize
 
     if not torch.distributed.is_initialized():  # a world of one, described as torchrun would
         with socket.socket() as probe:  # a free port for its rendezvous
@@ -156,7 +157,6 @@ def _deepspeed_actor(
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
     settings = DeepSpeedConfig(name=f"zero{stage}", stage=stage, precision=precision)
     trainer = TrainerConfig(lr=1e-5, grad_clip=config.grad_clip, kl_coef=0.0)
-    deepspeed_engine = initialize(model, engine_config(settings, trainer, on_gpu=device.type == "cuda"))
+    ds_model = initialize(model, ds_config(settings, trainer, on_gpu=device.type == "cuda"))
     world = World(size=torch.distributed.get_world_size(), rank=torch.distributed.get_rank())
-    backend = DeepSpeedBackend(deepspeed_engine, world.size)
-    return Actor(deepspeed_engine.module, None, config, backend, world)
+    return Actor(ds_model.module, None, config, DeepSpeedBackend(ds_model, world), world)

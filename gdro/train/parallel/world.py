@@ -1,4 +1,5 @@
-"""Process-group setup from the launcher's environment, and the few collectives the trainer needs.
+"""The world of ranks: process-group setup from the launcher's environment, and the few collectives the
+trainer needs (a step's outcome is one `gather` of every rank's share, `gdro.train.grpo_step`).
 
 `torchrun` starts one process per GPU and sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and
 MASTER_PORT. Under Hydra's submitit launchers (`hydra/launcher=slurm|local`) each of a job's tasks
@@ -16,7 +17,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -64,30 +64,6 @@ class World:
         tensor = torch.tensor(values, dtype=torch.float64, device=_device())
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.tolist()
-
-    def sum_arrays(self, *arrays: np.ndarray) -> list[np.ndarray]:
-        """Each array summed element-wise over ranks (float64; same shapes on every rank)."""
-        if not self.distributed:
-            return [np.asarray(array, dtype=np.float64) for array in arrays]
-        flat = np.concatenate([np.asarray(array, dtype=np.float64).ravel() for array in arrays])
-        total = np.asarray(self.sum(flat.tolist()))
-        bounds = np.cumsum([0, *(np.size(array) for array in arrays)])
-        return [
-            total[a:b].reshape(np.shape(array))
-            for a, b, array in zip(bounds, bounds[1:], arrays, strict=False)
-        ]
-
-    def mean_metrics(self, metrics: dict[str, float | None]) -> dict[str, float | None]:
-        """Each scalar averaged over ranks (None where any rank has None); the same dict in one process."""
-        if not self.distributed:
-            return metrics
-        gathered = self.gather(metrics)
-        return {
-            key: None
-            if any(m.get(key) is None for m in gathered)
-            else float(np.mean([m[key] for m in gathered]))
-            for key in metrics
-        }
 
     def max(self, value: int) -> int:
         """The largest `value` of any rank."""

@@ -1,4 +1,4 @@
-"""The learning simulator behind the policy interface: the whole loop with no model (`policy=sim`)."""
+"""The learning simulator behind the learner interface: the whole loop with no model (`policy=sim`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 
 from gdro.core.curriculum import StepPlan
 from gdro.sim.simulator import LearningSimulator, SimulatorConfig
-from gdro.train.policy import StepOutcome
+from gdro.train.learner import StepOutcome
 
 
-class SimPolicy:
+class SimLearner:
     """Rollouts are Binomial draws from the simulator; learning is its skill update.
 
     Surrogate signal: the real clipped surrogate of a prompt is exactly 0 on the first, on-policy

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gdro.train.parallel.world import World
+
 
 def shard_groups(
     rollouts_per_prompt: np.ndarray, prompt_lengths: np.ndarray, expected_completion: float, ranks: int
@@ -27,3 +29,13 @@ def shard_groups(
         owner[group] = rank
         load[rank] += cost[group]
     return [np.flatnonzero(owner == rank) for rank in range(ranks)]
+
+
+def rank_groups(
+    rollouts_per_prompt: np.ndarray, prompt_lengths: np.ndarray, expected_completion: float, world: World
+) -> np.ndarray:
+    """The batch positions of the prompt groups this rank generates and trains on: all of them in one
+    process, else its `shard_groups` share."""
+    if not world.distributed:
+        return np.arange(len(rollouts_per_prompt))
+    return shard_groups(rollouts_per_prompt, prompt_lengths, expected_completion, world.size)[world.rank]

@@ -24,8 +24,8 @@ import numpy as np
 
 from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
-from gdro.core.grpo import pass_at_k
-from gdro.train.policy import StepOutcome
+from gdro.core.pass_at_k import pass_at_k
+from gdro.train.learner import StepOutcome
 
 
 def _json_number(value: float) -> float | None:

@@ -1,0 +1,236 @@
+"""One GRPO step on a transformers model, read top to bottom (docs/algorithm.md §1, §3, §4b).
+
+Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `grpo_step` runs
+  1. generate: n_i completions per prompt (token ids in, token ids out) from the rollout engine (HF
+     `generate` on the actor, or vLLM, seeded per (run seed, step, prompt id)); the engine then sleeps;
+  2. reward:   r_ij = +1 / -1 from the task's reward (worker processes for math-verify);
+  3. advantages: A_ij = group advantage keyed by prompt id (groups of unequal size), clipped;
+     A~_ij = w_i A_ij;
+  4. old / ref log-probs of every PPO mini-batch (whole prompt groups), before any update, at the
+     rollout temperature T: log softmax(z / T), the distribution the rollouts came from; with an engine
+     that reports its own log-probs (vLLM), truncated importance weights correct its samples to pi_old
+     (`trainer.rollout_is`, `gdro.core.rollout_correction`) and rollout/logprob_diff is logged;
+  5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
+     and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
+     at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included;
+     under ZeRO-3 gathered one parameter at a time, every rank taking part);
+  6. outcome: correct counts, tokens per prompt and the per-prompt surrogate signal l(x_i) = mean over
+     x_i's responses of the token-averaged clipped loss with UNweighted advantages and no dual clip (as
+     the authors' patch computes it), averaged over epochs. On the first mini-batch the ratio is exactly
+     1 and l = 0; only later mini-batches carry drift.
+With several ranks (`trainer.backend=deepspeed` under torchrun) each rank takes whole prompt groups
+(`gdro.train.parallel.sharding`, balanced by expected tokens) through steps 1-5, the actor's loss
+denominators are the global counts, and step 6 gathers every rank's share in one call and adds them up
+(`whole_batch`), so every rank returns the whole batch's outcome and the curriculum sees all of it
+(every rank's surrogate losses, not rank 0's alone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+from operator import add
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from gdro.config import TrainerConfig
+from gdro.core.curriculum import StepPlan
+from gdro.core.grpo import group_advantages
+from gdro.core.rollout_correction import rollout_is_weights
+from gdro.engines.base import Generations
+from gdro.train.actor import ActorStats
+from gdro.train.learner import StepOutcome
+from gdro.train.parallel.sharding import rank_groups
+from gdro.train.rng import side_stream_seed
+
+if TYPE_CHECKING:
+    from gdro.train.hf_learner import HFLearner
+
+
+def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
+    """Generate, reward and update on the plan's prompts; see the module docstring."""
+    s, task, world = learner.settings, learner.task, learner.world
+    actor, engine = learner.actor, learner.engine
+    batch_size = len(plan.prompt_ids)
+    # 1. generate this rank's prompt groups (all of them in one process)
+    lengths = np.array([len(task.prompt_token_ids[i]) for i in plan.prompt_ids])
+    mine = rank_groups(plan.rollouts_per_prompt, lengths, s.max_new_tokens / 2, world)
+    prompts = [task.prompt_token_ids[i] for i in plan.prompt_ids[mine]]
+    step = learner.scheduler.last_epoch + 1  # steps done so far + 1 (restored on resume)
+    seeds = [side_stream_seed(learner.seed, step, f"rollout/{i}") for i in plan.prompt_ids[mine]]
+    generations = engine.generate(
+        prompts, plan.rollouts_per_prompt[mine].tolist(), learner.rollout_sampling, seeds
+    )
+    engine.sleep()
+    owner = mine[generations.prompt_index]  # [R] batch position of each of this rank's rollouts
+    prompt_ids, completion_ids = generations.prompt_token_ids, generations.completion_token_ids
+    # 2. reward
+    answers = [task.answers[plan.prompt_ids[i]] for i in owner]
+    rewards = task.reward.rewards(generations.texts, answers)
+    # 3. advantages x w
+    advantages = group_advantages(
+        torch.tensor(rewards, dtype=torch.float32),
+        torch.as_tensor(plan.prompt_ids[owner]),
+        std_mode=s.adv_std,
+        clip=s.adv_clip,
+    )
+    weighted = advantages * torch.as_tensor(plan.advantage_weights[owner], dtype=torch.float32)
+    # 4. old / ref log-probs per mini-batch of whole prompt groups, before any update
+    minibatches = [
+        rows
+        for part in np.array_split(np.arange(batch_size), s.ppo_mini_batches)
+        # every rank runs every mini-batch (its share may be empty), one process skips empty ones
+        if len(rows := np.flatnonzero(np.isin(owner, part))) or world.distributed
+    ]
+
+    def pick(rows: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
+        return [prompt_ids[r] for r in rows], [completion_ids[r] for r in rows]
+
+    old = [actor.logprobs(*pick(rows))[0] for rows in minibatches]
+    is_weights, correction = _rollout_correction(generations, minibatches, old, s)
+    ref = (
+        [actor.logprobs(*pick(rows), model=learner.reference)[0] for rows in minibatches]
+        if s.kl_coef > 0
+        else None
+    )
+    # 5. PPO epochs over the mini-batches, each an accumulation over token-budget micro-batches
+    stats: list[ActorStats] = []
+    signal = np.zeros(len(owner))
+    for _ in range(s.ppo_epochs):
+        for index, rows in enumerate(minibatches):
+            update = actor.update(
+                *pick(rows),
+                advantages=weighted[rows],
+                old_logprobs=old[index],
+                ref_logprobs=None if ref is None else ref[index],
+                signal_advantages=advantages[rows],
+                is_weights=None if is_weights is None else is_weights[index],
+            )
+            signal[rows] += update.surrogate_per_row
+            stats.append(update)
+    engine.sync_weights(learner.backend.weights())
+    step_lr = float(learner.scheduler.get_last_lr()[0])  # the rate this step's updates used
+    learner.scheduler.step()
+    # 6. outcome: this rank's share, per prompt and in sums; every rank's, gathered in one call, add up
+    tokens = np.array([len(c) for c in completion_ids], dtype=np.int64)
+    share = RankShare(
+        correct=np.bincount(owner, weights=rewards > 0, minlength=batch_size).astype(np.int64),
+        signal=np.bincount(owner, weights=signal / s.ppo_epochs, minlength=batch_size),
+        tokens=np.bincount(owner, weights=tokens, minlength=batch_size),
+        # each rank's losses and clipped-token counts are its share of the mini-batch's global aggregate
+        # (global denominators), so they add up over ranks; so do timeouts and truncated rollouts
+        sums={
+            "loss/total": float(np.mean([u.loss for u in stats])),
+            "loss/policy": float(np.mean([u.policy_loss for u in stats])),
+            "loss/kl": float(np.mean([u.kl_loss for u in stats])),
+            "loss/clip_fraction": float(np.mean([u.clip_fraction for u in stats])),
+            "loss/dual_clip_fraction": float(np.mean([u.dual_clip_fraction for u in stats])),
+            "reward/timeouts": float(task.reward.timeouts),
+        },
+        truncated=sum(reason == "length" for reason in generations.finish_reasons),
+        rollouts=len(generations.finish_reasons),
+        # averaged over ranks: the global norm and this step's rate (the same on every rank), micro-batches
+        means={
+            "loss/grad_norm": float(np.mean([u.grad_norm for u in stats])),
+            "loss/microbatches": float(np.mean([u.microbatches for u in stats])),
+            "optim/lr": step_lr,
+        },
+        correction=correction,
+    )
+    return whole_batch(world.gather(share), plan.rollouts_per_prompt)
+
+
+@dataclass
+class RankShare:
+    """One rank's part of a step's outcome (the whole of it in one process).
+
+    correct, signal, tokens: [M] per batch position, zero for the groups of other ranks: rollouts with
+        reward +1, the surrogate signal summed over the group's rollouts (averaged over epochs), and
+        completion tokens.
+    sums: scalars that add up over ranks; means: scalars averaged over ranks.
+    truncated, rollouts: this rank's rollouts cut at max_new_tokens, and all of them.
+    correction: (rollout-correction statistics, tokens, IS units) of this rank, or None without them.
+    """
+
+    correct: np.ndarray
+    signal: np.ndarray
+    tokens: np.ndarray
+    sums: dict[str, float]
+    truncated: int
+    rollouts: int
+    means: dict[str, float]
+    correction: tuple[dict[str, float], float, float] | None
+
+
+def whole_batch(shares: list[RankShare], rollouts_per_prompt: np.ndarray) -> StepOutcome:
+    """The step's outcome from every rank's share (each prompt's rollouts live on one rank): per-prompt
+    arrays and `sums` added, `means` averaged; l(x_i) = signal_i / max(n_i, 1)."""
+
+    def total(values: list) -> Any:  # one rank's value as it is
+        return reduce(add, values)
+
+    def mean(key: str) -> float:
+        return float(np.mean([share.means[key] for share in shares]))
+
+    correct, tokens_per_prompt = total([r.correct for r in shares]), total([r.tokens for r in shares])
+    surrogate = total([r.signal for r in shares]) / np.maximum(rollouts_per_prompt, 1)
+    truncated, rollouts = total([r.truncated for r in shares]), total([r.rollouts for r in shares])
+    metrics: dict[str, float | None] = {
+        **{key: float(total([share.sums[key] for share in shares])) for key in shares[0].sums},
+        "loss/grad_norm": mean("loss/grad_norm"),
+        "loss/microbatches": mean("loss/microbatches"),
+        "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
+        "rollout/truncation_rate": truncated / max(rollouts, 1),
+        "optim/lr": mean("optim/lr"),
+        **_pooled_correction([share.correction for share in shares]),
+    }
+    return StepOutcome(
+        correct_per_prompt=correct.astype(np.int64),
+        surrogate_loss=surrogate,
+        generated_tokens=int(tokens_per_prompt.sum()),
+        tokens_per_prompt=tokens_per_prompt.astype(np.int64),
+        metrics=metrics,
+    )
+
+
+def _rollout_correction(
+    generations: Generations, minibatches: list[np.ndarray], old: list[torch.Tensor], s: TrainerConfig
+) -> tuple[list[torch.Tensor] | None, tuple[dict[str, float], float, float] | None]:
+    """Per mini-batch truncated IS weights [rows, Tc], and this rank's statistics over all its tokens with
+    the token and IS-unit counts that weigh them across ranks; (None, None) when the engine reports no
+    log-probs (HF: the trainer's are the sampler's)."""
+    if generations.sampler_logprobs is None:
+        return None, None
+    lengths = [len(tokens) for tokens in generations.completion_token_ids]
+    rows, width = len(lengths), max(lengths, default=0)
+    trainer, sampler, mask = (torch.zeros(rows, width) for _ in range(3))
+    for part, logprobs in zip(minibatches, old, strict=True):
+        trainer[part, : logprobs.shape[1]] = logprobs.cpu()
+    for row, values in enumerate(generations.sampler_logprobs):
+        sampler[row, : len(values)] = torch.tensor(values)
+        mask[row, : len(values)] = 1.0
+    weights, metrics = rollout_is_weights(trainer, sampler, mask, s.rollout_is, s.rollout_is_cap)
+    tokens = float(mask.sum())
+    units = float((mask.sum(dim=1) > 0).sum()) if s.rollout_is == "sequence" else tokens
+    return [weights[part] for part in minibatches], (metrics, tokens, units)
+
+
+def _pooled_correction(ranks: list[tuple[dict[str, float], float, float] | None]) -> dict[str, float]:
+    """The ranks' rollout-correction statistics as one process over all their rollouts would give them:
+    logprob_diff weighted by tokens, the IS mean and capped fraction by weighted units (tokens, or
+    sequences for "sequence"), the largest weight of any rank that has one; one rank's as they are."""
+    present = [rank for rank in ranks if rank is not None]  # all or none: every rank has the same engine
+    if not present:
+        return {}
+    if len(present) == 1:
+        return present[0][0]
+    all_tokens = max(sum(t for _, t, _ in present), 1.0)
+    all_units = max(sum(u for _, _, u in present), 1.0)
+    pooled = {"rollout/logprob_diff": sum(m["rollout/logprob_diff"] * t for m, t, _ in present) / all_tokens}
+    if "rollout_is/mean" in present[0][0]:
+        for key in ("rollout_is/mean", "rollout_is/capped"):
+            pooled[key] = sum(m[key] * u for m, _, u in present) / all_units
+        pooled["rollout_is/max"] = max((m["rollout_is/max"] for m, _, u in present if u > 0), default=1.0)
+    return pooled

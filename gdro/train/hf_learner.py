@@ -1,0 +1,132 @@
+"""The learner of a transformers causal LM: its parts, and what the loop asks of it besides the step.
+
+`HFLearner` holds the actor (`gdro.train.actor`) and its training backend (`gdro.train.parallel.backends`:
+torch, or DeepSpeed ZeRO), the rollout engine (HF `generate` on the actor, or vLLM), the learning-rate
+schedule, the task and the evaluator. `train_step` is the GRPO step of `gdro.train.grpo_step`;
+saving and loading are the backend's (with the schedule and the prompts' fingerprint beside them), the
+weights for the engine's sync and for exports too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from gdro.config import TrainerConfig
+from gdro.core.curriculum import StepPlan
+from gdro.engines.base import RolloutEngine
+from gdro.engines.hf import HFEngine
+from gdro.train.actor import Actor, ActorConfig
+from gdro.train.evaluator import Evaluator
+from gdro.train.grpo_step import grpo_step
+from gdro.train.io.export import bf16_state, write_export
+from gdro.train.learner import StepOutcome
+from gdro.train.parallel.backends import TorchBackend, TrainingBackend
+from gdro.train.parallel.world import World
+from gdro.train.schedule import WarmupSchedule
+from gdro.train.task import TaskData, check_fingerprint
+
+TASK_FILE = "task.json"  # the prompts' fingerprint, checked on resume
+
+
+class HFLearner:
+    """A transformers policy trained by GRPO: the rollout engine generates, the actor trains, the evaluator
+    validates."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        task: TaskData,
+        settings: TrainerConfig,
+        reference: PreTrainedModel | None = None,
+        generation_batch_size: int = 256,
+        stop_token_ids: tuple[int, ...] = (),
+        engine: RolloutEngine | None = None,
+        seed: int = 0,
+        backend: TrainingBackend | None = None,
+        world: World | None = None,
+    ) -> None:
+        """`backend`: a `DeepSpeedBackend` around `model` (default: `TorchBackend` with torch's AdamW);
+        `world`: the ranks."""
+        if settings.kl_coef > 0 and reference is None:
+            raise ValueError("trainer.kl_coef > 0 needs the frozen reference model")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.reference = reference
+        self.task = task
+        self.settings = settings
+        self.num_prompts = task.num_prompts
+        self.rollout_sampling = settings.rollout_sampling(stop_token_ids)
+        self.seed = seed
+        self.engine = engine if engine is not None else HFEngine(model, tokenizer, generation_batch_size)
+        self.world = world if world is not None else World()
+        self.backend = (
+            backend
+            if backend is not None
+            else TorchBackend(
+                model,
+                torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay),
+                settings.grad_clip,
+            )
+        )
+        self.scheduler = WarmupSchedule(self.backend.optimizer, settings.lr, settings.warmup_steps)
+        actor_config = ActorConfig.from_trainer(
+            settings,
+            max_tokens_per_microbatch=settings.max_tokens_per_microbatch,
+            logprob_chunk_tokens=settings.logprob_chunk_tokens,
+        )
+        self.actor = Actor(model, None, actor_config, self.backend, self.world)
+        # With eval_at_rollout_temperature the held-out prompts are also sampled like rollouts
+        # (eval_rollout/...): RL first improves the distribution it samples from, which the
+        # near-greedy validation sampling (temperature 0.6, top-p 0.8) can hide.
+        samplings = [("eval", settings.eval_sampling(stop_token_ids))]
+        if settings.eval_at_rollout_temperature:
+            samplings.append(("eval_rollout", self.rollout_sampling))
+        self.evaluator = Evaluator(
+            self.engine, task.eval_sets, settings.eval_samples, samplings, world=self.world
+        )
+        if self.backend.partitions_parameters:  # ZeRO-3: the engine generates on a whole copy of its own,
+            self.engine.sync_weights(self.backend.weights())  # which starts from the actor's weights
+
+    def train_step(self, plan: StepPlan) -> StepOutcome:
+        """One GRPO step on the plan's prompts (`gdro.train.grpo_step`)."""
+        return grpo_step(self, plan)
+
+    def evaluate(self) -> dict[str, float]:
+        """mean@k and pass@k of every held-out set (docs/algorithm.md §6): eval/... (and eval_rollout/...)."""
+        return self.evaluator.evaluate()
+
+    def save(self, directory: Path) -> None:
+        """The backend's state (model and optimizer, exact, for resume) with the schedule's, and the prompts'
+        fingerprint. Under DeepSpeed every rank writes its shards, rank 0 the rest."""
+        self.backend.save(directory, {"scheduler": self.scheduler.state_dict()})
+        if self.world.is_main:
+            (directory / TASK_FILE).write_text(json.dumps({"fingerprint": self.task.fingerprint}))
+
+    def load(self, directory: Path) -> None:
+        """Restore what `save` wrote, after checking the prompts are the ones the checkpoint saw."""
+        check_fingerprint(
+            json.loads((directory / TASK_FILE).read_text())["fingerprint"], self.task.fingerprint
+        )
+        extra = self.backend.load(directory)
+        self.scheduler.load_state_dict(extra["scheduler"])
+        self.engine.sync_weights(self.backend.weights())
+
+    def close(self) -> None:
+        """Stop the rewards' worker processes."""
+        self.task.close()
+
+    def export(self, directory: Path, metadata: dict[str, Any]) -> None:
+        """The weights in bfloat16 with the tokenizer, `save_pretrained` style (`gdro.train.io.export`);
+        rank 0 writes (under ZeRO-3 every rank takes part in gathering them)."""
+        if not self.world.is_main:
+            if self.backend.partitions_parameters:
+                for _ in self.backend.weights():  # this rank's part in each gather
+                    pass
+            return
+        write_export(self.model, self.tokenizer, bf16_state(self.backend.weights()), directory, metadata)

@@ -1,0 +1,42 @@
+"""What a run folder holds: `config.json` (the resolved config it was trained with) and `metrics.jsonl`
+(`gdro.train.io.metrics`), and the one rule for "this folder holds this run, finished".
+
+The training loop asks it under `resume=auto` (a finished run is left as it is: a requeued job or a rerun
+sweep skips it in seconds), and the simulator sweep (`gdro.analysis.results.sweep`) asks it to retrain
+only the runs that are not finished.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gdro.train.io.metrics import read_metrics
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    """The resolved config `run_dir` was trained with; None when it has none yet."""
+    path = run_dir / CONFIG_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def same_run(written: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Two resolved configs describe the same run: equal in every key but `resume` (how the run was
+    started or continued, not what it computes)."""
+    return {k: v for k, v in written.items() if k != "resume"} == {
+        k: v for k, v in config.items() if k != "resume"
+    }
+
+
+def is_finished(run_dir: Path, config: dict[str, Any]) -> bool:
+    """`run_dir` holds this run (`same_run` as its config.json), finished: its metrics.jsonl ends at step
+    trainer.steps."""
+    written, metrics_path = read_config(run_dir), run_dir / METRICS_FILE
+    if written is None or not same_run(written, config) or not metrics_path.exists():
+        return False
+    records = read_metrics(metrics_path)
+    return bool(records) and records[-1]["step"] == config["trainer"]["steps"]
