@@ -12,7 +12,7 @@ Measured with the defaults (2 CPU threads, about 3 minutes; final loss 0.034): h
 level 0..5 at the validation sampling (T=0.6, top-p 0.8, top-k 20) is 0.86, 0.76, 0.55, 0.33, 0.17,
 0.11 and pass@8 0.95, 0.95, 0.86, 0.72, 0.48, 0.34. The previous recipe (correct demonstrations,
 450 steps, level_mix_power 1.5, level_floor 0.03) left errors that were gaps in a barely learned
-procedure, and 300 GRPO steps lowered validation mean@8 instead of raising it (see the README).
+procedure, and 300 GRPO steps lowered validation mean@8 instead of raising it (CHANGELOG.md, "Measurement history").
 """
 
 from __future__ import annotations
