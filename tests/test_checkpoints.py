@@ -30,6 +30,7 @@ from gdro.train.build import build_curriculum, build_learner
 from gdro.train.io.checkpoint import (
     CHECKPOINT_NAME,
     LATEST,
+    CheckpointError,
     list_checkpoints,
     load_checkpoint,
     resolve_resume,
@@ -118,7 +119,7 @@ def test_a_failing_policy_save_leaves_the_previous_latest_loadable(
         save_checkpoint(tmp_path, 3, curriculum, policy, keep=3)
     checkpoint, step, state = resume_latest(run, tmp_path)
     assert (checkpoint.name, step, state) == ("step_000002", 2, saved[2])
-    assert len(temporaries(tmp_path)) == 1  # the half-written save, out of the checkpoint names
+    assert temporaries(tmp_path) == []  # the half-written save is removed: a full disk is not kept full
     monkeypatch.undo()
     save_checkpoint(tmp_path, 3, curriculum, policy, keep=3)
     assert resume_latest(run, tmp_path)[1] == 3
@@ -170,7 +171,7 @@ def test_latest_that_names_no_checkpoint_is_an_error_not_a_silent_fresh_start(tm
     assert resolve_resume(LATEST, tmp_path) is None  # no save yet: start fresh
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / LATEST).write_text("step_000004\n")
-    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
         resolve_resume(LATEST, tmp_path)
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         resolve_resume(str(tmp_path), tmp_path / "elsewhere")
