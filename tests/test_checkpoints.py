@@ -13,8 +13,6 @@ import json
 import multiprocessing
 import os
 import random
-import runpy
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conf_helpers import CONF_DIR, compose_config
+from conf_helpers import compose_config, forked_train_py
 
 from gdro.config import RunConfig, parse_run_config
 from gdro.core.curriculum import Curriculum
@@ -237,18 +235,6 @@ def test_a_crash_at_every_file_system_change_leaves_latest_complete(
 
 KILLS = 6
 KEEP = 3
-REPO = CONF_DIR.parent
-
-
-def run_train_py(argv: list[str], log: Path) -> None:
-    """The body of `python train.py ARGV > log 2>&1`, in a process forked from a server that has
-    already imported torch, transformers and hydra (7+ s per start on 2 busy cores otherwise)."""
-    os.chdir(REPO)
-    with log.open("w") as out:
-        os.dup2(out.fileno(), 1)
-        os.dup2(out.fileno(), 2)
-    sys.argv = ["train.py", *argv]
-    runpy.run_path("train.py", run_name="__main__")
 
 
 def test_sigkill_at_random_moments_always_leaves_a_loadable_latest(tmp_path: Path) -> None:
@@ -278,7 +264,9 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_latest(tmp_path: Pat
     for kill in range(KILLS):
         before = pointer.read_text() if pointer.exists() else None
         log = tmp_path / f"train_{kill}.log"
-        process = processes.Process(target=run_train_py, args=([*overrides, f"hydra.run.dir={run_dir}"], log))
+        process = processes.Process(
+            target=forked_train_py, args=([*overrides, f"hydra.run.dir={run_dir}"], log)
+        )
         process.start()
         try:
             deadline = time.monotonic() + 120
