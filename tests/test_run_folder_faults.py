@@ -9,6 +9,7 @@ its own records to the first's metrics.jsonl.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from conf_helpers import compose_config, forked_train_py
+from safetensors.torch import save_file
 
 from gdro.config import parse_run_config
 from gdro.train.io.metrics import MetricsWriter, read_metrics
@@ -118,6 +120,10 @@ def test_torch_and_metrics_writes_on_a_full_disk_name_the_path(small_disk: Path)
     with pytest.raises(StorageError, match=rf"appending to {writer.path} failed: no space left"):
         writer.write({"step": 1, "filler": "x" * (1 << 20)})
     assert read_metrics(writer.path) == [{"step": 0}]  # no half line
+    exported = small_disk / "model.safetensors"
+    with pytest.raises(StorageError, match=rf"writing {exported} failed: no space left"):
+        with storage_errors(exported, "writing"):
+            save_file({"weights": torch.zeros(1 << 20)}, exported)  # safetensors' own error type
     with pytest.raises(ValueError, match="not a storage failure"):
         with storage_errors(target, "writing"):
             raise ValueError("not a storage failure")
@@ -187,3 +193,27 @@ def test_a_requeued_job_waits_for_the_holder_and_others_do_not(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_run_starts_by_removing_what_failed_writes_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed save's folder and a killed export's staging are removed, logged; an export caught between
+    its two renames (only `best.old.tmp` left) is put back in place."""
+    config = compose_config(["policy=sim", "logger=none", "trainer.steps=2", "trainer.save_every=1"])
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    crashed_save = tmp_path / "checkpoints" / ".step_000003.5f2a9c.tmp"
+    crashed_save.mkdir()
+    (crashed_save / "state.json").write_text('{"step": 3, "curr')
+    exports = tmp_path / "hf"
+    (exports / "final.tmp").mkdir(parents=True)
+    (exports / "best.old.tmp").mkdir()
+    (exports / "best.old.tmp" / "export.json").write_text('{"step": 1}\n')
+    longer = compose_config(["policy=sim", "logger=none", "trainer.steps=3", "trainer.save_every=1"])
+    with caplog.at_level(logging.WARNING):
+        train(parse_run_config(longer), tmp_path, longer, progress=False)
+    assert f"removed {crashed_save}, left by an earlier failed or killed write" in caplog.text
+    assert f"removed {exports / 'final.tmp'}" in caplog.text
+    assert sorted(p.name for p in exports.iterdir()) == ["best"]
+    assert (exports / "best" / "export.json").read_text() == '{"step": 1}\n'
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
