@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +45,18 @@ def run_train_py(
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return read_metrics(run_dir / "metrics.jsonl")
+
+
+def forked_train_py(argv: list[str], log: Path) -> None:
+    """The body of `python train.py ARGV > log 2>&1`, for a process forked from a server that has already
+    imported torch, transformers and hydra (`multiprocessing.get_context("forkserver")` with
+    `set_forkserver_preload(["gdro.train.loop", "hydra"])`: 7+ s per start on 2 busy cores otherwise)."""
+    os.chdir(CONF_DIR.parent)
+    with log.open("w") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    sys.argv = ["train.py", *argv]
+    runpy.run_path("train.py", run_name="__main__")
 
 
 def load_script(name: str) -> ModuleType:

@@ -3,9 +3,10 @@
 Two ranks split each step's prompt groups; every rank must hold the same controller state at each
 checkpoint (the loop stops otherwise, so a divergence fails the run), rank 0 alone writes the run
 folder, and resuming from a 2-rank checkpoint (DeepSpeed shards + every rank's RNG) gives the metrics
-of the uninterrupted run; rank 0 exports the final weights (hf/final). Under ZeRO-3 (the actor loaded
-partitioned, each rank generating on a whole copy synced after every update) the run repeats ZeRO-2's
-records and exports the weights its checkpoint shards hold.
+of the uninterrupted run, also past a newer checkpoint with a corrupt shard (`resume: auto` falls back);
+rank 0 exports the final weights (hf/final). Under ZeRO-3 (the actor loaded partitioned, each rank
+generating on a whole copy synced after every update) the run repeats ZeRO-2's records and exports the
+weights its checkpoint shards hold.
 """
 
 from __future__ import annotations
@@ -72,16 +73,31 @@ def test_two_ranks_train_the_whole_batch_and_rank_0_writes(straight: tuple[Path,
         assert torch.equal(exported[key], value.to(torch.bfloat16)), key
 
 
-def test_resuming_a_two_rank_checkpoint_gives_the_uninterrupted_metrics(
+def test_resuming_past_a_corrupt_shard_gives_the_uninterrupted_metrics(
     straight: tuple[Path, list[dict]], tmp_path: Path, cache_dir: Path
 ) -> None:
+    """A copy of the run whose step-4 checkpoint has a flipped bit in rank 1's optimizer shard, stopped
+    before its last record: `resume: auto` (both ranks verifying a share of the files) skips step 4, keeps
+    it aside and resumes from step 2's shards and every rank's RNG, to the uninterrupted metrics."""
     run_dir, records = straight
     resumed_dir = tmp_path / "resumed"
-    resumed_dir.mkdir()
-    shutil.copy(run_dir / "metrics.jsonl", resumed_dir / "metrics.jsonl")
-    checkpoint = run_dir / "checkpoints" / "step_000002"
-    resumed = torchrun_train(resumed_dir, cache_dir, [f"resume={checkpoint}"])
+    shutil.copytree(run_dir, resumed_dir)
+    shard = (
+        resumed_dir
+        / "checkpoints"
+        / "step_000004"
+        / "deepspeed"
+        / "zero_pp_rank_1_mp_rank_00_optim_states.pt"
+    )
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    shard.write_bytes(bytes(data))
+    metrics = resumed_dir / "metrics.jsonl"
+    metrics.write_text("".join(metrics.read_text().splitlines(keepends=True)[:-1]))
+    resumed = torchrun_train(resumed_dir, cache_dir, [])
     assert [r["step"] for r in resumed] == [0, 1, 2, 3, 4]
+    assert (resumed_dir / "checkpoints" / "step_000004.bad-digest" / "deepspeed" / shard.name).is_file()
+    assert "at step 2" in (resumed_dir / "train.log").read_text()
     for expected, got in zip(records[3:], resumed[3:], strict=True):
         keys = [k for k in expected if not k.startswith("time/")]
         assert {k: got[k] for k in keys} == {k: expected[k] for k in keys}

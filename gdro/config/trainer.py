@@ -65,6 +65,10 @@ class TrainerConfig:
     """Steps between checkpoints (also at the last step)."""
     keep_checkpoints: int = 3
     """The newest checkpoints kept in checkpoints/ (older ones are deleted after a save)."""
+    run_lock: bool = True
+    """Hold a flock on run_dir/.lock for the run: one writer per run folder (false: file systems without locks)."""
+    lock_wait_s: float = 120.0
+    """Seconds a requeued SLURM job (SLURM_RESTART_COUNT > 0) waits for the run folder's lock; others fail at once."""
     plot_every: int = 100
     """Steps between W&B heatmap images of the per-bin series (and at the end)."""
     eval_samples: int = 8
@@ -131,6 +135,8 @@ class TrainerConfig:
         for name in ("lr", "clip_low", "clip_high", "adv_clip", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be > 0")
+        if self.lock_wait_s < 0:
+            raise ConfigError(f"trainer.lock_wait_s={self.lock_wait_s}: must be >= 0")
         if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
             raise ConfigError(
                 f"trainer.clip_ratio_c={self.clip_ratio_c}: the dual-clip constant must be > 1 (verl: 3.0), "

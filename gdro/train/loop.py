@@ -16,6 +16,11 @@ each checkpoint the ranks compare digests of their controller state and stop if 
 A run folder that already holds this very run, finished (`gdro.train.io.run_folder.is_finished`: its
 config.json equals this config but for `resume`, and its metrics.jsonl ends at step T), is left as it is
 under `resume=auto`: nothing is built or trained, so a requeued job or a rerun sweep skips it in seconds.
+
+Before it writes anything the run takes the run folder's lock (`gdro.train.io.run_lock`: one writer per folder),
+then removes what failed or killed writes of earlier runs left (checkpoint temporaries, half-written
+exports). `resume=auto` loads the newest checkpoint that verifies (`gdro.train.io.checkpoint`). A failed
+write of the run folder stops the run with a `StorageError` naming the path and the free space.
 """
 
 from __future__ import annotations
@@ -36,15 +41,18 @@ from gdro.train.io.checkpoint import (
     LATEST,
     curriculum_digest,
     load_checkpoint,
+    remove_temporaries,
     resolve_resume,
     save_checkpoint,
 )
-from gdro.train.io.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far
+from gdro.train.io.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far, recover_exports
 from gdro.train.io.loggers import build_logger
 from gdro.train.io.metrics import MetricsWriter, step_record
 from gdro.train.io.preemption import StopSignals
 from gdro.train.io.progress import Progress
-from gdro.train.io.run_folder import CONFIG_FILE, METRICS_FILE, is_finished
+from gdro.train.io.run_folder import CONFIG_FILE, METRICS_FILE, config_digest, is_finished
+from gdro.train.io.run_lock import hold_run_folder
+from gdro.train.io.storage import storage_errors
 from gdro.train.learner import Learner
 from gdro.train.parallel.world import World
 from gdro.train.rng import isolated_rng
@@ -64,22 +72,33 @@ def train(
     """Run (or resume) training into `run_dir`; returns the records written by this call (rank 0's)."""
     world = world if world is not None else World()
     finished = run.resume in (AUTO, LATEST) and is_finished(run_dir, resolved_config)
-    if world.broadcast(finished if world.is_main else None):
+    if world.broadcast(finished if world.is_main else None):  # nothing is written, not even the lock
         log.info(
             "%s already holds this run, finished at step %d: nothing to train", run_dir, run.trainer.steps
         )
         return []
-    if world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(json.dumps(resolved_config, indent=2))
-    torch.set_num_threads(run.trainer.torch_threads)
-    torch.manual_seed(run.seed + world.rank)  # each rank samples its own rollouts
-    learner = build_learner(run, world)
-    try:
-        with StopSignals() as signals:  # SIGUSR2 / SIGTERM: checkpoint at the next step boundary
-            return _train(run, run_dir, resolved_config, learner, progress and world.is_main, world, signals)
-    finally:
-        learner.close()  # worker processes (math-verify) end with the run, also on an error
+    with hold_run_folder(run_dir, run.trainer.lock_wait_s, world, enabled=run.trainer.run_lock):
+        if world.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _clear_failed_writes(run_dir)
+            with storage_errors(run_dir / CONFIG_FILE, "writing"):
+                (run_dir / CONFIG_FILE).write_text(json.dumps(resolved_config, indent=2))
+        torch.set_num_threads(run.trainer.torch_threads)
+        torch.manual_seed(run.seed + world.rank)  # each rank samples its own rollouts
+        learner = build_learner(run, world)
+        try:
+            with StopSignals() as signals:  # SIGUSR2 / SIGTERM: checkpoint at the next step boundary
+                return _train(
+                    run, run_dir, resolved_config, learner, progress and world.is_main, world, signals
+                )
+        finally:
+            learner.close()  # worker processes (math-verify) end with the run, also on an error
+
+
+def _clear_failed_writes(run_dir: Path) -> None:
+    """Remove the temporaries that failed or killed writes of earlier runs left, logging each."""
+    for entry in [*remove_temporaries(run_dir / "checkpoints"), *recover_exports(run_dir / EXPORT_DIR)]:
+        log.warning("removed %s, left by an earlier failed or killed write", entry)
 
 
 def _train(
@@ -109,10 +128,10 @@ def _train(
 
     best_key = best_metric_key(run.trainer.eval_samples)
     best: float | None = None  # the best export's pooled pass@k
-    checkpoint = world.broadcast(resolve_resume(run.resume, run_dir) if main else None)
+    checkpoint = resolve_resume(run.resume, run_dir, world)  # verified; rank 0's choice on every rank
     start = 0
     if checkpoint is not None:
-        start = load_checkpoint(checkpoint, curriculum, learner, world)
+        start = load_checkpoint(checkpoint, curriculum, learner, world, verified=True)
         kept: list[dict[str, Any]] = []
         if writer is not None:
             kept = writer.truncate_after(start)
@@ -163,7 +182,15 @@ def _train(
         stop = world.max(int(signals.requested())) > 0  # preempted: every rank stops at this step
         if stop or step % trainer.save_every == 0 or step == trainer.steps:
             _check_ranks_agree(world, curriculum, step)
-            save_checkpoint(run_dir, step, curriculum, learner, keep=trainer.keep_checkpoints, world=world)
+            save_checkpoint(
+                run_dir,
+                step,
+                curriculum,
+                learner,
+                keep=trainer.keep_checkpoints,
+                world=world,
+                config_digest=config_digest(resolved_config),
+            )
         if stop:
             signals.hand_on(step)  # exit, or submitit's requeue (the rerun resumes from this checkpoint)
     progress_display.close()

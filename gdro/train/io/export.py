@@ -9,12 +9,15 @@ serving or the next training stage; the resume checkpoints (`checkpoints/`) stay
 Each folder holds the model (config dtype bfloat16), its generation config, the tokenizer and
 `export.json` {step, metric, value}. It is written into `<name>.tmp`, then the previous export is
 renamed to `<name>.old.tmp` and the new one into place: a crash mid-write leaves the previous export
-whole (in its place, or for an instant between the two renames, under `.old.tmp`).
+whole (in its place, or for an instant between the two renames, under `.old.tmp`). A failed write (full
+disk: `gdro.train.io.storage`) raises a `StorageError` naming the path and the free space, and removes
+`<name>.tmp`; `recover_exports` puts a `.old.tmp` left alone back in place and removes the rest.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import weakref
@@ -25,10 +28,16 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from gdro.train.io.storage import storage_errors
+
 EXPORT_DIR = "hf"
 FINAL = "final"
 BEST = "best"
 EXPORT_DTYPE = torch.bfloat16
+STAGING_SUFFIX = ".tmp"  # <name>.tmp: an export being written
+RETIRED_SUFFIX = ".old.tmp"  # <name>.old.tmp: the previous export, between the two renames
+
+log = logging.getLogger(__name__)
 
 
 def best_metric_key(eval_samples: int) -> str:
@@ -68,18 +77,40 @@ def write_export(
 ) -> None:
     """`model.save_pretrained` of `state` (from `bf16_state`) with dtype bfloat16 in its config, the
     tokenizer and export.json, into `directory`, replacing what it held only once all is written."""
-    staging = directory.with_name(directory.name + ".tmp")
+    staging = directory.with_name(directory.name + STAGING_SUFFIX)
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, state_dict=state)
-    config_path = staging / "config.json"
-    config = json.loads(config_path.read_text())
-    config["dtype"] = "bfloat16"  # save_pretrained records the live model's dtype (fp32 on CPU)
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tokenizer.save_pretrained(staging)
-    (staging / "export.json").write_text(json.dumps(dict(metadata), indent=2) + "\n")
-    retired = directory.with_name(directory.name + ".old.tmp")
+    try:
+        with storage_errors(staging, "writing the export"):
+            model.save_pretrained(staging, state_dict=state)
+            config_path = staging / "config.json"
+            config = json.loads(config_path.read_text())
+            config["dtype"] = "bfloat16"  # save_pretrained records the live model's dtype (fp32 on CPU)
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            tokenizer.save_pretrained(staging)
+            (staging / "export.json").write_text(json.dumps(dict(metadata), indent=2) + "\n")
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # a partial export must not keep a full disk full
+        raise
+    retired = directory.with_name(directory.name + RETIRED_SUFFIX)
     shutil.rmtree(retired, ignore_errors=True)
     if directory.exists():
         os.replace(directory, retired)
     os.replace(staging, directory)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def recover_exports(export_dir: Path) -> list[Path]:
+    """After a killed or failed export: rename each `<name>.old.tmp` whose `<name>` is missing back into
+    place, and remove every other temporary of `export_dir`; returns what was removed."""
+    removed = []
+    for entry in sorted(export_dir.iterdir()) if export_dir.is_dir() else ():
+        if entry.name.endswith(RETIRED_SUFFIX):
+            restored = entry.with_name(entry.name.removesuffix(RETIRED_SUFFIX))
+            if not restored.exists():
+                os.replace(entry, restored)
+                log.warning("restored %s from %s, left by a killed export", restored, entry.name)
+                continue
+        if entry.name.endswith(STAGING_SUFFIX):
+            shutil.rmtree(entry)
+            removed.append(entry)
+    return removed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gdro.config import LoggerConfig
+from gdro.train.io.storage import storage_errors
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +52,9 @@ def flatten(record: dict[str, Any]) -> dict[str, float]:
 class WandbLogger:
     """A W&B run in the run folder; `mode: offline` needs no account (`wandb sync` it later).
 
-    The run id is kept in `run_dir/wandb_run_id`, so a resumed run continues the same W&B run.
+    The run id is kept in `run_dir/wandb_run_id`, so a resumed run continues the same W&B run. A storage
+    failure (`gdro.train.io.storage`) in starting or closing it names the folder; W&B's own writer process
+    reports its failures in its log (`run_dir/wandb/`).
     """
 
     def __init__(self, config: LoggerConfig, run_dir: Path, run_config: dict[str, Any]) -> None:
@@ -59,17 +62,19 @@ class WandbLogger:
 
         id_file = run_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
-        id_file.write_text(run_id + "\n")
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(
-            project=config.project,
-            entity=config.entity,
-            mode=config.mode,
-            dir=str(run_dir),
-            id=run_id,
-            resume="allow",
-            config=run_config,
-        )
+        self.folder = run_dir / "wandb"
+        with storage_errors(self.folder, "starting the W&B run in"):
+            id_file.write_text(run_id + "\n")
+            self.run = wandb.init(
+                project=config.project,
+                entity=config.entity,
+                mode=config.mode,
+                dir=str(run_dir),
+                id=run_id,
+                resume="allow",
+                config=run_config,
+            )
 
     def log(self, record: dict[str, Any]) -> None:
         """Log a record at its step."""
@@ -90,7 +95,8 @@ class WandbLogger:
 
     def finish(self) -> None:
         """Close the run (flushes the offline files)."""
-        self.run.finish()
+        with storage_errors(self.folder, "closing the W&B run in"):
+            self.run.finish()
 
 
 def build_logger(config: LoggerConfig, run_dir: Path, run_config: dict[str, Any]) -> Logger:

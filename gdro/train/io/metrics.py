@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
 from gdro.core.pass_at_k import pass_at_k
+from gdro.train.io.storage import storage_errors
 from gdro.train.learner import StepOutcome
 
 
@@ -68,7 +70,10 @@ def step_record(
 
 
 class MetricsWriter:
-    """Appends records to `metrics.jsonl`; on resume, drops the lines after the checkpoint's step."""
+    """Appends records to `metrics.jsonl`; on resume, drops the lines after the checkpoint's step.
+
+    A failed write raises a `StorageError` (`gdro.train.io.storage`) and leaves the file as it was: an
+    append is cut back to the previous length, a rewrite goes through `metrics.jsonl.tmp` and a rename."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -78,13 +83,31 @@ class MetricsWriter:
         if not self.path.exists():
             return []
         kept = [record for record in read_metrics(self.path) if record["step"] <= step]
-        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        staging = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with storage_errors(self.path, "rewriting"):
+                staging.write_text("".join(json.dumps(record) + "\n" for record in kept))
+                os.replace(staging, self.path)
+        except OSError:
+            staging.unlink(missing_ok=True)
+            raise
         return kept
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record as a JSON line."""
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Append one record as a JSON line (unbuffered: a failure is seen here, and undone)."""
+        remaining = memoryview((json.dumps(record) + "\n").encode())
+        with storage_errors(self.path, "appending to"):
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                length = os.fstat(descriptor).st_size
+                try:
+                    while remaining:
+                        remaining = remaining[os.write(descriptor, remaining) :]
+                except OSError:
+                    os.ftruncate(descriptor, length)  # no half line: the next run reads the file whole
+                    raise
+            finally:
+                os.close(descriptor)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ only the runs that are not finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ def same_run(written: dict[str, Any], config: dict[str, Any]) -> bool:
     return {k: v for k, v in written.items() if k != "resume"} == {
         k: v for k, v in config.items() if k != "resume"
     }
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """SHA-256 of the resolved config but `resume` (`same_run`'s rule), recorded in checkpoint manifests."""
+    kept = {k: v for k, v in config.items() if k != "resume"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def is_finished(run_dir: Path, config: dict[str, Any]) -> bool:
