@@ -17,6 +17,7 @@ import torch
 
 from gdro.train.parallel.backends import DeepSpeedBackend, TorchBackend
 
+
 class NaNGradient(torch.autograd.Function):
     """y = x; dL/dx = NaN (NaN times any gradient, zero included, is NaN)."""
 
@@ -54,4 +55,3 @@ def poison_updates(updates: Iterable[int], rank: int | None = None) -> Callable[
             backend.backward = original
 
     return undo
-

@@ -89,7 +89,9 @@ def test_a_diverged_learning_rate_ends_with_the_projects_error_and_finite_checkp
         assert_finite_checkpoint(root / name)
 
 
-def test_nan_weights_stop_generation_log_probs_checkpoints_and_exports(tmp_path: Path, cache_dir: Path) -> None:
+def test_nan_weights_stop_generation_log_probs_checkpoints_and_exports(
+    tmp_path: Path, cache_dir: Path
+) -> None:
     """The engine's logits, the old log-probs and `ensure_finite` name the problem; nothing is exported."""
     learner = build_learner(parse_run_config(compose_config([*QUICK, f"cache_dir={cache_dir}"])))
     try:
