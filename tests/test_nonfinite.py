@@ -8,7 +8,10 @@ torch's sampler ("probability tensor contains either inf, nan or element < 0"), 
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +126,51 @@ def test_the_guard_resets_on_an_applied_update_and_continues_its_count_from_a_st
     assert (restored.total, restored.consecutive, restored.last_finite_loss) == (2, 1, 0.5)
     with pytest.raises(NonFiniteError, match=r"^step 2: .*mini-batch 2 of 2.*last finite update loss: 0.5"):
         restored.observe(2, 2, 2, 0.1, float("nan"), skipped=True)
+
+
+WORKER = Path(__file__).parent / "workers" / "nonfinite_ranks.py"
+
+
+def finite_tree(value: object) -> bool:
+    """Every floating-point tensor in a nest of dicts, lists and tuples is finite."""
+    if torch.is_tensor(value):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, dict):
+        return all(finite_tree(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(finite_tree(item) for item in value)
+    return True
+
+
+def test_two_deepspeed_ranks_skip_the_updates_one_rank_poisons_stop_and_resume(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """ZeRO-2 and ZeRO-3 on 2 ranks (one launch, `workers/nonfinite_ranks.py`), rank 1 alone poisoned:
+    both ranks skip the same updates (the run's counts equal one process's), both stop at step 4 with
+    the error, `latest` names step 3 whose shards (weights and optimizer partitions) are finite, and the
+    unpoisoned rerun resumes from it to the end, continuing the count."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    result = subprocess.run(
+        [*command, str(WORKER), str(tmp_path), str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    for stage in (2, 3):
+        for rank in (0, 1):
+            report = json.loads((tmp_path / f"zero{stage}_rank{rank}.json").read_text())
+            assert report["error"] is not None and report["error"].startswith("step 4: "), (stage, rank)
+            assert "3 updates in a row" in report["error"]
+            assert report["latest_after_stop"] == "step_000003"
+        run_dir = tmp_path / f"zero{stage}"
+        records = read_metrics(run_dir / "metrics.jsonl")
+        assert [r["step"] for r in records] == [0, 1, 2, 3, 4]
+        assert [r["optim/nonfinite_skips"] for r in records[1:]] == [1, 0, 2, 0]
+        assert [r["optim/nonfinite_skips_total"] for r in records[1:]] == [1, 1, 3, 3]
+        root = run_dir / "checkpoints"
+        for name in list_checkpoints(root):
+            for shard in (root / name / "deepspeed").glob("*.pt"):
+                assert finite_tree(torch.load(shard, weights_only=False)), shard
+        assert policy_state(root / "step_000004")["nonfinite"]["total"] == 3
