@@ -87,7 +87,8 @@ def measure_grpo_steps(overrides: Sequence[str] = (), steps: int = 4) -> dict[st
         later = slice(1, None) if steps > 1 else slice(None)
         medians = {phase: statistics.median(per_step[phase][later]) for phase in PHASES}
         update_tokens = statistics.median(per_step["update_tokens"][later])
-        flops_per_token = (8 if _checkpointed(learner.model) else 6) * parameters
+        checkpointed = getattr(run.model, "gradient_checkpointing", False)  # model=tiny has no such setting
+        flops_per_token = (8 if checkpointed else 6) * parameters
         return {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "dtype": str(learner.model.dtype).removeprefix("torch."),
@@ -149,11 +150,6 @@ def _timed(
 def _synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _checkpointed(model: torch.nn.Module) -> bool:
-    """Whether the model recomputes its activations in the backward (gradient checkpointing)."""
-    return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
 def _deepspeed_world() -> World:
