@@ -31,7 +31,6 @@ from gdro.train.nonfinite import (
     NonFiniteGuard,
     all_finite,
     optimizer_tensors,
-    require_finite,
 )
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
@@ -160,14 +159,18 @@ class HFLearner:
         that are not finite (also after rounding to bfloat16) raise `NonFiniteError`, and nothing is
         written."""
         self.ensure_finite()
-        if not self.world.is_main:
-            if self.backend.partitions_parameters:
-                for _ in self.backend.weights():  # this rank's part in each gather
-                    pass
-            return
-        state = bf16_state(self.backend.weights())
-        try:  # the largest fp32 values round to inf in bfloat16
-            require_finite(state.values(), "the weights rounded to bfloat16 for the export are")
-        except NonFiniteError as error:
-            raise error.at(self.steps_done, self.guard.last_finite_loss) from error
-        write_export(self.model, self.tokenizer, state, directory, metadata)
+        state = None
+        if self.world.is_main:
+            state = bf16_state(self.backend.weights())
+        elif self.backend.partitions_parameters:
+            for _ in self.backend.weights():  # this rank's part in each gather
+                pass
+        # the largest finite fp32 values round to inf in bfloat16; every rank stops if they did
+        if not self.world.broadcast(state is None or all_finite(state.values())):
+            raise NonFiniteError(
+                "the weights rounded to bfloat16 for the export are",
+                self.steps_done,
+                self.guard.last_finite_loss,
+            )
+        if state is not None:
+            write_export(self.model, self.tokenizer, state, directory, metadata)

@@ -42,8 +42,8 @@ class NonFiniteError(RuntimeError):
         loss = "none yet" if last_finite_loss is None else f"{last_finite_loss:.6g}"
         super().__init__(
             f"{where}{what} not finite; the last finite update loss: {loss}. The weights diverged or an "
-            f"update overflowed: look at {', '.join(SETTINGS_TO_CHECK)}. No checkpoint or export was written "
-            "from non-finite weights: checkpoints/latest names the last good one."
+            f"update overflowed: look at {', '.join(SETTINGS_TO_CHECK)}. Checkpoints and exports are never "
+            "written from non-finite weights: checkpoints/latest, if any, holds finite ones."
         )
 
     def at(self, step: int, last_finite_loss: float | None) -> NonFiniteError:
