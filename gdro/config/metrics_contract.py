@@ -42,6 +42,12 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("rollout/truncation_rate", MODEL, "fraction of rollouts cut at trainer.max_new_tokens"),
     ("optim/lr", MODEL, "the learning rate of the step's updates (after warm-up)"),
     (
+        "optim/nonfinite_skips",
+        MODEL,
+        "updates of the step skipped because their loss or gradient norm was not finite",
+    ),
+    ("optim/nonfinite_skips_total", MODEL, "skipped updates since the run began (kept in checkpoints)"),
+    (
         "rollout/logprob_diff",
         MODEL,
         "mean |log pi_rollout - log pi_old| per token (engines with log-probs: vLLM)",

@@ -35,6 +35,8 @@ class TrainerConfig:
     """AdamW's decoupled weight decay."""
     grad_clip: float = 1.0
     """Global gradient-norm clip of each update."""
+    max_nonfinite_skips: int = 3
+    """Updates skipped in a row (loss or gradient norm not finite) at which the run stops with an error."""
     clip_low: float = 0.2
     """PPO ratio clipped below at 1 - clip_low."""
     clip_high: float = 0.28
@@ -119,6 +121,7 @@ class TrainerConfig:
             "keep_checkpoints",
             "max_tokens_per_microbatch",
             "logprob_chunk_tokens",
+            "max_nonfinite_skips",
         )
         for name in (*positive, *extra):
             if getattr(self, name) < 1:

@@ -2,7 +2,9 @@
 
 Rollouts are returned flat, grouped by prompt in input order: prompt i contributes counts[i]
 consecutive rollouts (possibly none), and `prompt_index` says which prompt each rollout belongs to.
-Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it.
+Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it. Next-token logits that
+are NaN or +inf, or a row with no finite logit left, raise `gdro.train.nonfinite.NonFiniteError` (the
+weights diverged) before torch's sampler would fail on them.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from gdro.engines.base import Decoding, Generations
+from gdro.train.nonfinite import NonFiniteError
 
 
 class HFEngine:
@@ -89,6 +92,7 @@ class HFEngine:
             max_new_tokens=decoding.max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=stops,
+            logits_processor=LogitsProcessorList([_FiniteLogits()]),
             **sampling,
         )
         generated = sequences[:, batch["input_ids"].shape[1] :].tolist()
@@ -120,6 +124,19 @@ class HFEngine:
 
     def wake(self) -> None:
         """Nothing to restore."""
+
+
+class _FiniteLogits(LogitsProcessor):
+    """Passes the scores through, after the other processors (top-k and top-p set -inf on purpose): raises
+    `NonFiniteError` when one is NaN or +inf, or a row has no score above -inf left to sample from."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        broken = (
+            torch.isnan(scores).any() | torch.isposinf(scores).any() | torch.isneginf(scores).all(-1).any()
+        )
+        if bool(broken):
+            raise NonFiniteError("the rollout engine's next-token logits are")
+        return scores
 
 
 def tokenize_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> list[list[int]]:

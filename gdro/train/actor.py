@@ -8,8 +8,10 @@ that peak extra memory is O(chunk_tokens x V) in the forward and in the backward
 
 `Actor.update` takes one PPO mini-batch (whole prompt groups, chosen by the caller), cuts it into
 micro-batches of at most `max_tokens_per_microbatch` padded tokens, accumulates their gradients with
-the mini-batch's loss denominators (`aggregate_loss_share`), clips and takes one optimizer step.
-The gradient does not depend on the cut (up to rounding).
+the mini-batch's loss denominators (`aggregate_loss_share`), clips and takes one optimizer step, which
+the backend skips when a loss or the gradient norm is not finite. The gradient does not depend on the
+cut (up to rounding). Log-probs without gradients (pi_old, the reference) that are not finite stop the
+run (`NonFiniteError`): the weights diverged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
 from gdro.train.microbatch import token_budget_microbatches
+from gdro.train.nonfinite import NonFiniteError
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
 
@@ -204,6 +207,7 @@ class ActorStats:
 
     loss = policy_loss + kl_coef * kl_loss, each the mini-batch aggregate (`loss_agg`) before the
     step; clip fractions are over the mini-batch's response tokens; grad_norm is before clipping.
+    skipped: the backend skipped the step (a loss or the gradient norm was not finite), on every rank.
     surrogate_per_row: [S] float64, per response sequence_mean of the clipped loss with the
     `signal_advantages` and no dual clip (+ kl_coef * k3 if surrogate_signal_kl); None without them.
     """
@@ -216,6 +220,7 @@ class ActorStats:
     grad_norm: float
     microbatches: int
     surrogate_per_row: np.ndarray | None
+    skipped: bool = False
 
 
 class Actor:
@@ -279,6 +284,8 @@ class Actor:
             )
             logprobs[rows.start : rows.stop, : part.shape[1]] = part
             mask[rows.start : rows.stop, : part.shape[1]] = part_mask
+        if self.world.max(int(not bool(torch.isfinite(logprobs).all()))):  # every rank stops
+            raise NonFiniteError("the log-probs of the rollouts (old or reference policy) are")
         return logprobs, mask
 
     def _forward_passes(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> tuple[list[range], int]:
@@ -306,7 +313,8 @@ class Actor:
 
         loss = agg(l^clip) + kl_coef agg(k3), agg = `loss_agg` over the whole mini-batch; each
         micro-batch backpropagates its `aggregate_loss_share`. Then the gradient norm is clipped to
-        `grad_clip` and the optimizer steps once (parameters that got no gradient, as when no row
+        `grad_clip` and the optimizer steps once, unless a loss or the norm is not finite (`skipped`;
+        the backend decides, the same on every rank) (parameters that got no gradient, as when no row
         has a completion token, are left alone). With several ranks, the rows are this rank's share
         of the mini-batch: the denominators are summed over ranks and each loss is multiplied by the
         number of ranks, which the backend's gradient averaging divides back out.
@@ -386,7 +394,7 @@ class Actor:
                     if c.surrogate_signal_kl and kl_tokens is not None:
                         unweighted = unweighted + c.kl_coef * kl_tokens.detach()
                     signal[part] = sequence_mean(unweighted, mask).double().cpu().numpy()
-        grad_norm = self.backend.step()
+        grad_norm, applied = self.backend.step()
         return ActorStats(
             loss=totals["policy"] + c.kl_coef * totals["kl"],
             policy_loss=totals["policy"],
@@ -396,4 +404,5 @@ class Actor:
             grad_norm=grad_norm,
             microbatches=microbatches,
             surrogate_per_row=signal,
+            skipped=self.world.max(int(not applied)) > 0,  # DeepSpeed's decision already is (global norm)
         )

@@ -13,7 +13,9 @@ Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `grpo_
   5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
      and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
      at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included;
-     under ZeRO-3 gathered one parameter at a time, every rank taking part);
+     under ZeRO-3 gathered one parameter at a time, every rank taking part); an update whose loss or
+     gradient norm is not finite is skipped (`gdro.train.nonfinite`: counted, warned, and the run stops
+     after trainer.max_nonfinite_skips in a row) and adds nothing to the surrogate signal;
   6. outcome: correct counts, tokens per prompt and the per-prompt surrogate signal l(x_i) = mean over
      x_i's responses of the token-averaged clipped loss with UNweighted advantages and no dual clip (as
      the authors' patch computes it), averaged over epochs. On the first mini-batch the ratio is exactly
@@ -42,6 +44,7 @@ from gdro.core.rollout_correction import rollout_is_weights
 from gdro.engines.base import Generations
 from gdro.train.actor import ActorStats
 from gdro.train.learner import StepOutcome
+from gdro.train.nonfinite import require_finite
 from gdro.train.parallel.sharding import rank_groups
 from gdro.train.rng import side_stream_seed
 
@@ -69,6 +72,7 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
     # 2. reward
     answers = [task.answers[plan.prompt_ids[i]] for i in owner]
     rewards = task.reward.rewards(generations.texts, answers)
+    require_finite([torch.as_tensor(rewards, dtype=torch.float64)], "the rewards are")
     # 3. advantages x w
     advantages = group_advantages(
         torch.tensor(rewards, dtype=torch.float32),
@@ -98,6 +102,7 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
     # 5. PPO epochs over the mini-batches, each an accumulation over token-budget micro-batches
     stats: list[ActorStats] = []
     signal = np.zeros(len(owner))
+    skips_before = learner.guard.total
     for _ in range(s.ppo_epochs):
         for index, rows in enumerate(minibatches):
             update = actor.update(
@@ -108,7 +113,11 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
                 signal_advantages=advantages[rows],
                 is_weights=None if is_weights is None else is_weights[index],
             )
-            signal[rows] += update.surrogate_per_row
+            learner.guard.observe(
+                step, index + 1, len(minibatches), update.loss, update.grad_norm, update.skipped
+            )
+            if not update.skipped:
+                signal[rows] += update.surrogate_per_row
             stats.append(update)
     engine.sync_weights(learner.backend.weights())
     step_lr = float(learner.scheduler.get_last_lr()[0])  # the rate this step's updates used
@@ -136,6 +145,8 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
             "loss/grad_norm": float(np.mean([u.grad_norm for u in stats])),
             "loss/microbatches": float(np.mean([u.microbatches for u in stats])),
             "optim/lr": step_lr,
+            "optim/nonfinite_skips": float(learner.guard.total - skips_before),  # the same on every rank
+            "optim/nonfinite_skips_total": float(learner.guard.total),
         },
         correction=correction,
     )
@@ -179,11 +190,9 @@ def whole_batch(shares: list[RankShare], rollouts_per_prompt: np.ndarray) -> Ste
     truncated, rollouts = total([r.truncated for r in shares]), total([r.rollouts for r in shares])
     metrics: dict[str, float | None] = {
         **{key: float(total([share.sums[key] for share in shares])) for key in shares[0].sums},
-        "loss/grad_norm": mean("loss/grad_norm"),
-        "loss/microbatches": mean("loss/microbatches"),
+        **{key: mean(key) for key in shares[0].means},
         "signal/surrogate_abs_mean": float(np.abs(surrogate).mean()),
         "rollout/truncation_rate": truncated / max(rollouts, 1),
-        "optim/lr": mean("optim/lr"),
         **_pooled_correction([share.correction for share in shares]),
     }
     return StepOutcome(

@@ -3,8 +3,9 @@
 `HFLearner` holds the actor (`gdro.train.actor`) and its training backend (`gdro.train.parallel.backends`:
 torch, or DeepSpeed ZeRO), the rollout engine (HF `generate` on the actor, or vLLM), the learning-rate
 schedule, the task and the evaluator. `train_step` is the GRPO step of `gdro.train.grpo_step`;
-saving and loading are the backend's (with the schedule and the prompts' fingerprint beside them), the
-weights for the engine's sync and for exports too.
+saving and loading are the backend's (with the schedule, the skipped-update counts and the prompts'
+fingerprint beside them), the weights for the engine's sync and for exports too. A `NonFiniteError`
+raised in a step or an evaluation leaves with the step it happened at (`gdro.train.nonfinite`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from gdro.train.evaluator import Evaluator
 from gdro.train.grpo_step import grpo_step
 from gdro.train.io.export import bf16_state, write_export
 from gdro.train.learner import StepOutcome
+from gdro.train.nonfinite import (
+    NonFiniteError,
+    NonFiniteGuard,
+    all_finite,
+    optimizer_tensors,
+)
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
 from gdro.train.schedule import WarmupSchedule
@@ -75,6 +82,7 @@ class HFLearner:
             )
         )
         self.scheduler = WarmupSchedule(self.backend.optimizer, settings.lr, settings.warmup_steps)
+        self.guard = NonFiniteGuard(settings.max_nonfinite_skips)
         actor_config = ActorConfig.from_trainer(
             settings,
             max_tokens_per_microbatch=settings.max_tokens_per_microbatch,
@@ -95,16 +103,38 @@ class HFLearner:
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """One GRPO step on the plan's prompts (`gdro.train.grpo_step`)."""
-        return grpo_step(self, plan)
+        try:
+            return grpo_step(self, plan)
+        except NonFiniteError as error:
+            raise error.at(self.steps_done + 1, self.guard.last_finite_loss) from error
 
     def evaluate(self) -> dict[str, float]:
         """mean@k and pass@k of every held-out set (docs/algorithm.md §6): eval/... (and eval_rollout/...)."""
-        return self.evaluator.evaluate()
+        try:
+            return self.evaluator.evaluate()
+        except NonFiniteError as error:
+            raise error.at(self.steps_done, self.guard.last_finite_loss) from error
+
+    @property
+    def steps_done(self) -> int:
+        """Training steps taken so far (the schedule's count, restored on resume)."""
+        return self.scheduler.last_epoch
+
+    def ensure_finite(self) -> None:
+        """Raise `NonFiniteError` unless the weights and the optimizer state are finite on every rank (each
+        checks its own: under ZeRO its partitions); called before a checkpoint or an export is written."""
+        if self.world.max(int(not all_finite(optimizer_tensors(self.backend.optimizer)))):
+            raise NonFiniteError(
+                "the weights or the optimizer state are", self.steps_done, self.guard.last_finite_loss
+            )
 
     def save(self, directory: Path) -> None:
-        """The backend's state (model and optimizer, exact, for resume) with the schedule's, and the prompts'
-        fingerprint. Under DeepSpeed every rank writes its shards, rank 0 the rest."""
-        self.backend.save(directory, {"scheduler": self.scheduler.state_dict()})
+        """The backend's state (model and optimizer, exact, for resume) with the schedule's and the
+        skipped-update counts, and the prompts' fingerprint. Under DeepSpeed every rank writes its shards,
+        rank 0 the rest."""
+        self.backend.save(
+            directory, {"scheduler": self.scheduler.state_dict(), "nonfinite": self.guard.state_dict()}
+        )
         if self.world.is_main:
             (directory / TASK_FILE).write_text(json.dumps({"fingerprint": self.task.fingerprint}))
 
@@ -115,6 +145,8 @@ class HFLearner:
         )
         extra = self.backend.load(directory)
         self.scheduler.load_state_dict(extra["scheduler"])
+        if "nonfinite" in extra:  # checkpoints written before skipped updates were counted have none
+            self.guard.load_state_dict(extra["nonfinite"])
         self.engine.sync_weights(self.backend.weights())
 
     def close(self) -> None:
@@ -123,10 +155,22 @@ class HFLearner:
 
     def export(self, directory: Path, metadata: dict[str, Any]) -> None:
         """The weights in bfloat16 with the tokenizer, `save_pretrained` style (`gdro.train.io.export`);
-        rank 0 writes (under ZeRO-3 every rank takes part in gathering them)."""
-        if not self.world.is_main:
-            if self.backend.partitions_parameters:
-                for _ in self.backend.weights():  # this rank's part in each gather
-                    pass
-            return
-        write_export(self.model, self.tokenizer, bf16_state(self.backend.weights()), directory, metadata)
+        rank 0 writes (under ZeRO-3 every rank takes part in gathering them). Weights or optimizer state
+        that are not finite (also after rounding to bfloat16) raise `NonFiniteError`, and nothing is
+        written."""
+        self.ensure_finite()
+        state = None
+        if self.world.is_main:
+            state = bf16_state(self.backend.weights())
+        elif self.backend.partitions_parameters:
+            for _ in self.backend.weights():  # this rank's part in each gather
+                pass
+        # the largest finite fp32 values round to inf in bfloat16; every rank stops if they did
+        if not self.world.broadcast(state is None or all_finite(state.values())):
+            raise NonFiniteError(
+                "the weights rounded to bfloat16 for the export are",
+                self.steps_done,
+                self.guard.last_finite_loss,
+            )
+        if state is not None:
+            write_export(self.model, self.tokenizer, state, directory, metadata)

@@ -39,7 +39,8 @@ class StepOutcome:
 
 class Learner(Protocol):
     """Implemented by `HFLearner` (transformers) and `SimLearner` (the learning simulator): one step, the
-    held-out evaluation, the state for checkpoints, the weights for exports."""
+    held-out evaluation, the state for checkpoints (`ensure_finite` raises `gdro.train.nonfinite.
+    NonFiniteError` before one would hold inf or NaN), the weights for exports."""
 
     num_prompts: int
 
@@ -50,6 +51,8 @@ class Learner(Protocol):
     def save(self, directory: Path) -> None: ...
 
     def load(self, directory: Path) -> None: ...
+
+    def ensure_finite(self) -> None: ...
 
     def export(self, directory: Path, metadata: dict[str, Any]) -> None: ...
 

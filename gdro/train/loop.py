@@ -4,7 +4,8 @@ eval (step 0) -> for t = 1..T:
     plan = curriculum.plan(M)             sampler picks/reweights, classifier bins, allocator sets n_i
     outcome = learner.train_step(plan)    generate, reward, advantages x w_i, PPO updates (grpo_step.py)
     curriculum.observe(plan, outcome)     classifier records; both adversaries update
-    log; eval every `eval_every` and at T; checkpoint every `save_every` and at T
+    log; eval every `eval_every` and at T; checkpoint every `save_every` and at T (never of weights or
+    optimizer state that are not finite: gdro.train.nonfinite)
     weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.io.export)
     on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (io/preemption.py)
 
@@ -182,6 +183,7 @@ def _train(
         stop = world.max(int(signals.requested())) > 0  # preempted: every rank stops at this step
         if stop or step % trainer.save_every == 0 or step == trainer.steps:
             _check_ranks_agree(world, curriculum, step)
+            learner.ensure_finite()  # never a checkpoint of inf / NaN: latest keeps naming the last good one
             save_checkpoint(
                 run_dir,
                 step,

@@ -1,15 +1,20 @@
-"""Step time and peak memory of the GRPO step's model side (engine + actor) on any device and dtype.
+"""Step time, its phases and peak memory of the GRPO step `train.py` runs, on any device and dtype.
 
-The prompts are arithmetic questions in the byte tokenizer; the verifier is a stand-in: a rollout
-scores +1 when its first generated character is a digit, so that groups disagree and the PPO updates
-carry non-zero gradients whatever the (random) model writes. Everything else is the real path:
-`HFEngine.generate` on token ids, group advantages, old log-probs and micro-batched `Actor.update`
-with the chunked log-probs. With `zero_stage` the actor trains through DeepSpeed (ZeRO-2 or ZeRO-3, bf16
-when `dtype` is, a process group of one unless torchrun made one) as `train.py trainer.backend=deepspeed`
-sets it up: under ZeRO-3 the engine generates on a whole copy that follows the partitioned actor through
-`gathered_parameters` after every step (the `sync` phase). Used by `scripts/gpu_check.py` (one prepared
-run on a lent GPU) and tested on the CPU at toy size. It sits with the benchmarks: nothing in training
-imports it.
+`measure_grpo_steps(overrides)` composes the run config `python train.py OVERRIDES` would run, builds the
+curriculum and the learner as the training loop does (`gdro.train.build`: the model, the engine, the
+actor with its torch or DeepSpeed backend, the task and its reward), and runs `steps` steps of
+`HFLearner.train_step` (`gdro.train.grpo_step.grpo_step`, prompt groups cut into PPO mini-batches, the
+curriculum's plans). Nothing is re-implemented: the phases are timed by wrapping the learner's own
+objects for the duration (the device synchronised around each call):
+  generate   the rollout engine's `generate`
+  logprobs   the actor's `logprobs` (old, and reference when trainer.kl_coef > 0)
+  update     the actor's `update` (every PPO mini-batch and epoch)
+  sync       the engine's `sync_weights` after the updates (a no-op on the actor's own weights)
+  step       the whole `train_step` (also reward, advantages and the outcome's gather)
+The update's achieved TFLOP/s counts 6 N FLOPs per token it trains on (prompt and completion, N
+parameters: forward and backward, attention's own FLOPs left out) plus 2 N for the recomputed forward
+under gradient checkpointing: a lower bound. Used by `scripts/gpu_check.py` (one prepared run on a lent
+GPU) and tested on the CPU at toy size; nothing in training imports it.
 """
 
 from __future__ import annotations
@@ -18,18 +23,128 @@ import os
 import socket
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 
-from gdro.core.grpo import group_advantages
-from gdro.engines.base import Decoding
-from gdro.engines.hf import HFEngine, tokenize_prompts
-from gdro.models.ascii_tokenizer import build_ascii_tokenizer
-from gdro.models.tiny import build_tiny_qwen3
-from gdro.train.actor import Actor, ActorConfig
+from gdro.analysis.results.sweep import compose_run_config
+from gdro.config import parse_run_config
+from gdro.train.build import build_curriculum, build_learner
 from gdro.train.parallel.world import World
+
+PHASES = ("generate", "logprobs", "update", "sync", "step")
+# (the learner's attribute, its method, the phase it is timed as)
+TIMED = (
+    ("engine", "generate", "generate"),
+    ("actor", "logprobs", "logprobs"),
+    ("actor", "update", "update"),
+    ("engine", "sync_weights", "sync"),
+)
+BENCH_OVERRIDES = ("logger=none", "resume=null")
+
+
+def measure_grpo_steps(overrides: Sequence[str] = (), steps: int = 4) -> dict[str, Any]:
+    """Run `steps` real GRPO steps of the run `overrides` configure; per-phase median seconds (steps after
+    the first, which pays for warm-up), generated tokens/s, the update's TFLOP/s and peak memory."""
+    run = parse_run_config(compose_run_config([*BENCH_OVERRIDES, *overrides]))
+    torch.manual_seed(run.seed)
+    torch.set_num_threads(run.trainer.torch_threads)
+    world = _deepspeed_world() if run.trainer.backend == "deepspeed" else World()
+    learner = build_learner(run, world)
+    try:
+        curriculum = build_curriculum(run, learner.num_prompts)
+        device = learner.model.device
+        # ZeRO-3 partitions the actor: its engine's whole copy holds every parameter
+        parameters = learner.engine.model.num_parameters()
+        per_call: dict[str, list[float]] = {key: [] for key in (*PHASES, "update_tokens")}
+        per_step: dict[str, list[float]] = {key: [] for key in per_call}
+        generated, rollouts = [], 0
+        with ExitStack() as timing:
+            for owner, name, phase in TIMED:
+                timing.enter_context(
+                    _timed(
+                        getattr(learner, owner), name, phase, per_call, device, count_tokens=phase == "update"
+                    )
+                )
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            for _ in range(steps):
+                began = time.perf_counter()
+                plan = curriculum.plan(run.trainer.prompts_per_step)
+                outcome = learner.train_step(plan)
+                curriculum.observe(
+                    plan, outcome.correct_per_prompt, outcome.surrogate_loss, outcome.tokens_per_prompt
+                )
+                _synchronise(device)
+                per_call["step"].append(time.perf_counter() - began)
+                for key, values in per_call.items():  # a step's calls of each phase, summed
+                    per_step[key].append(sum(values))
+                    values.clear()
+                generated.append(outcome.generated_tokens)
+                rollouts = int(plan.rollouts_per_prompt.sum())
+        later = slice(1, None) if steps > 1 else slice(None)
+        medians = {phase: statistics.median(per_step[phase][later]) for phase in PHASES}
+        update_tokens = statistics.median(per_step["update_tokens"][later])
+        checkpointed = getattr(run.model, "gradient_checkpointing", False)  # model=tiny has no such setting
+        flops_per_token = (8 if checkpointed else 6) * parameters
+        return {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "dtype": str(learner.model.dtype).removeprefix("torch."),
+            "zero_stage": run.deepspeed.stage if run.trainer.backend == "deepspeed" else None,
+            "overrides": list(overrides),
+            "parameters": parameters,
+            "rollouts_per_step": rollouts,
+            "ppo_mini_batches": run.trainer.ppo_mini_batches,
+            "max_new_tokens": run.trainer.max_new_tokens,
+            "median_seconds": medians,
+            "generated_tokens_per_second": statistics.median(generated[later]) / medians["step"],
+            "update_tokens": update_tokens,
+            "update_tflops": flops_per_token * update_tokens / medians["update"] / 1e12,
+            "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30
+            if device.type == "cuda"
+            else None,
+            "finite_parameters": all(
+                bool(torch.isfinite(p).all()) for p in learner.engine.model.parameters()
+            ),
+        }
+    finally:
+        learner.close()
+
+
+@contextmanager
+def _timed(
+    owner: Any,
+    name: str,
+    phase: str,
+    per_call: dict[str, list[float]],
+    device: torch.device,
+    count_tokens: bool = False,
+) -> Iterator[None]:
+    """While open, each call of `owner.name` appends its seconds to per_call[phase] (the device synchronised
+    before and after); with `count_tokens`, the prompt + completion tokens of the rows with a completion
+    in its first two arguments to per_call["update_tokens"]."""
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        _synchronise(device)
+        began = time.perf_counter()
+        result = original(*args, **kwargs)
+        _synchronise(device)
+        per_call[phase].append(time.perf_counter() - began)
+        if count_tokens:
+            prompts, completions = args[:2]
+            per_call["update_tokens"].append(
+                sum(len(p) + len(c) for p, c in zip(prompts, completions, strict=True) if c)
+            )
+        return result
+
+    setattr(owner, name, timed)  # on the instance: the learner's own calls find it
+    try:
+        yield
+    finally:
+        delattr(owner, name)  # the class's method again
 
 
 def _synchronise(device: torch.device) -> None:
@@ -37,126 +152,18 @@ def _synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_grpo_steps(
-    device: str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    steps: int = 4,
-    prompts_per_step: int = 32,
-    rollouts_per_prompt: int = 4,
-    max_new_tokens: int = 64,
-    ppo_mini_batches: int = 2,
-    max_tokens_per_microbatch: int = 16384,
-    architecture: dict[str, int] | None = None,
-    seed: int = 0,
-    zero_stage: int | None = None,
-) -> dict[str, Any]:
-    """Run `steps` GRPO steps; return per-phase median seconds (steps after the first), tokens/s, peak memory."""
-    torch.manual_seed(seed)
-    target = torch.device(device)
-    tokenizer = build_ascii_tokenizer()
-    shape = architecture or {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                             "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 1024}  # fmt: skip
-    model = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=seed, **shape)
-    parameters = sum(p.numel() for p in model.parameters())
-    config = ActorConfig(
-        clip_low=0.2, clip_high=0.28, clip_ratio_c=3.0, kl_coef=0.0, loss_agg="token-mean",
-        norm_length=max_new_tokens, grad_clip=1.0, temperature=1.0, surrogate_signal_kl=False,
-        max_tokens_per_microbatch=max_tokens_per_microbatch,
-    )  # fmt: skip
-    batch_size = prompts_per_step * rollouts_per_prompt
-    if zero_stage is None:
-        model = model.to(target, dtype)
-        actor = Actor(model, torch.optim.AdamW(model.parameters(), lr=1e-5), config)
-        engine = HFEngine(model, tokenizer, batch_size=batch_size)
-    else:
-        actor = _deepspeed_actor(model, config, zero_stage, target, dtype)
-        # ZeRO-3 partitions the actor: generate on a whole copy, as train.py does
-        rollout_model = (
-            actor.model
-            if zero_stage == 2
-            else build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=seed, **shape).to(target, dtype)
-        )
-        engine = HFEngine(rollout_model, tokenizer, batch_size=batch_size)
-    rng = np.random.default_rng(seed)
-    decoding = Decoding(temperature=1.0, max_new_tokens=max_new_tokens)
-    phases: dict[str, list[float]] = {"generate": [], "logprobs": [], "update": [], "step": []}
-    if zero_stage == 3:
-        from gdro.train.parallel.deepspeed_zero import gathered_parameters
-
-        phases["sync"] = []
-    tokens: list[int] = []
-    if target.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(target)
-    for _ in range(steps):
-        questions = [f"Compute {a}+{b}. Answer:" for a, b in rng.integers(0, 100, (prompts_per_step, 2))]
-        prompt_ids = tokenize_prompts(tokenizer, questions)
-        clock = {"start": time.perf_counter()}
-        generations = engine.generate(prompt_ids, [rollouts_per_prompt] * prompts_per_step, decoding)
-        _synchronise(target)
-        clock["generated"] = time.perf_counter()
-        rewards = np.array([1.0 if text[:1].isdigit() else -1.0 for text in generations.texts])
-        advantages = group_advantages(
-            torch.tensor(rewards, dtype=torch.float32), torch.as_tensor(generations.prompt_index)
-        ).to(target)
-        parts = np.array_split(np.arange(len(rewards)), ppo_mini_batches)
-        rows = [([generations.prompt_token_ids[r] for r in part], [generations.completion_token_ids[r] for r in part])
-                for part in parts]  # fmt: skip
-        old = [actor.logprobs(*pair)[0] for pair in rows]
-        _synchronise(target)
-        clock["scored"] = time.perf_counter()
-        for (prompts, completions), part, old_logprobs in zip(rows, parts, old, strict=True):
-            actor.update(prompts, completions, advantages[part], old_logprobs)
-        _synchronise(target)
-        clock["updated"] = time.perf_counter()
-        if zero_stage == 3:
-            engine.sync_weights(gathered_parameters(actor.model))
-            _synchronise(target)
-            phases["sync"].append(time.perf_counter() - clock["updated"])
-            clock["updated"] = time.perf_counter()
-        phases["generate"].append(clock["generated"] - clock["start"])
-        phases["logprobs"].append(clock["scored"] - clock["generated"])
-        phases["update"].append(clock["updated"] - clock["scored"])
-        phases["step"].append(clock["updated"] - clock["start"])
-        tokens.append(sum(len(c) for c in generations.completion_token_ids))
-    later = slice(1, None) if steps > 1 else slice(None)  # the first step pays for warm-up
-    step_seconds = statistics.median(phases["step"][later])
-    return {
-        "device": torch.cuda.get_device_name(target) if target.type == "cuda" else "cpu",
-        "dtype": str(dtype).removeprefix("torch."),
-        "zero_stage": zero_stage,
-        "parameters": parameters,
-        "rollouts_per_step": batch_size,
-        "median_seconds": {name: statistics.median(values[later]) for name, values in phases.items()},
-        "generated_tokens_per_second": statistics.median(tokens[later]) / step_seconds,
-        "peak_memory_gib": torch.cuda.max_memory_allocated(target) / 2**30 if target.type == "cuda" else None,
-        "finite_parameters": all(bool(torch.isfinite(p).all()) for p in engine.model.parameters()),
-    }
-
-
-def _deepspeed_actor(
-    model: torch.nn.Module, config: ActorConfig, stage: int, device: torch.device, dtype: torch.dtype
-) -> Actor:
-    """The actor training `model` through a DeepSpeed engine at ZeRO `stage` (fp32 or bf16 as `dtype`),
-    on the process group torchrun made or on a new one of this process alone. Imported here: the config
-    classes bring Hydra, which the torch-only runs (and a bare GPU machine) do without."""
-    from gdro.config.deepspeed import DeepSpeedConfig
-    from gdro.config.trainer import TrainerConfig
-    from gdro.train.parallel.backends import DeepSpeedBackend
-    from gdro.train.parallel.deepspeed_zero import ds_config, initialize
-
-    if not torch.distributed.is_initialized():  # a world of one, described as torchrun would
-        with socket.socket() as probe:  # a free port for its rendezvous
+def _deepspeed_world() -> World:
+    """The ranks torchrun described, or a world of one described as torchrun would (DeepSpeed needs a
+    process group): the same variables, a free port for its rendezvous."""
+    if "RANK" not in os.environ:
+        with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         single = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
-        for key, value in {**single, "MASTER_PORT": str(port)}.items():
-            os.environ.setdefault(key, value)
-        if device.type == "cuda":
-            torch.cuda.set_device(device.index or 0)
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
-    settings = DeepSpeedConfig(name=f"zero{stage}", stage=stage, precision=precision)
-    trainer = TrainerConfig(lr=1e-5, grad_clip=config.grad_clip, kl_coef=0.0)
-    ds_model = initialize(model, ds_config(settings, trainer, on_gpu=device.type == "cuda"))
-    world = World(size=torch.distributed.get_world_size(), rank=torch.distributed.get_rank())
-    return Actor(ds_model.module, None, config, DeepSpeedBackend(ds_model, world), world)
+        os.environ.update({**single, "MASTER_PORT": str(port)})
+    world = World.from_env()
+    if not torch.distributed.is_initialized():  # a world of one: from_env leaves it to us
+        if torch.cuda.is_available():
+            torch.cuda.set_device(world.local_rank)
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world

@@ -1,7 +1,12 @@
 """How the actor's weights are trained and kept: plain torch, or DeepSpeed (ZeRO-2 / ZeRO-3).
 
 A backend takes the micro-batches' losses through `backward(loss, boundary)` (boundary: the mini-batch's
-last pass) and then `step()`, which returns the gradient norm BEFORE clipping. Under DeepSpeed the
+last pass) and then `step()`, which returns the gradient norm BEFORE clipping and whether the update was
+applied: when a micro-batch's loss or the norm is not finite, the update is skipped (gradients zeroed,
+weights and optimizer state untouched; `gdro.train.nonfinite` counts the skips). Under DeepSpeed every
+rank takes the same decision: ZeRO-2 and ZeRO-3 skip a step whose global (all-reduced) gradient norm is
+not finite, in fp32 and in bf16 (`check_grad_overflow`, set in `ds_config`), and a rank whose loss is not
+finite makes its gradients NaN, hence the global norm, hence every rank's step. Under DeepSpeed the
 gradient is averaged over the W data-parallel ranks, so the actor multiplies each loss by `ranks`
 (W) and divides by the mini-batch's global token or sequence count: the update then equals a single
 process's on the union of the ranks' rows, for every `loss_agg` mode.
@@ -40,7 +45,7 @@ class TrainingBackend(Protocol):
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None: ...
 
-    def step(self) -> float: ...
+    def step(self) -> tuple[float, bool]: ...
 
     def save(self, directory: Path, extra: dict[str, Any]) -> None: ...
 
@@ -59,23 +64,33 @@ class TorchBackend:
         self.model = model
         self.optimizer = optimizer
         self.grad_clip = grad_clip
+        self.losses_finite = True  # every micro-batch loss of the mini-batch so far
 
     def begin(self) -> None:
         """Clear the previous mini-batch's gradients."""
         self.optimizer.zero_grad(set_to_none=True)
+        self.losses_finite = True
 
     def before_forward(self) -> None:
         """Nothing to prepare."""
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
         """Accumulate this micro-batch's gradient."""
+        self.losses_finite = self.losses_finite and bool(torch.isfinite(loss))
         loss.backward()
 
-    def step(self) -> float:
-        """Clip the gradient norm to `grad_clip`, step; the norm before clipping."""
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+    def step(self) -> tuple[float, bool]:
+        """Clip the gradient norm to `grad_clip` and step (as `clip_grad_norm_` then `optimizer.step()`),
+        unless a loss or the norm is not finite: then zero the gradients instead. Returns the norm before
+        clipping and whether the step was applied."""
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+        if not (self.losses_finite and bool(torch.isfinite(norm))):
+            self.optimizer.zero_grad(set_to_none=True)
+            return float(norm), False
+        torch.nn.utils.clip_grads_with_norm_(parameters, self.grad_clip, norm)
         self.optimizer.step()
-        return float(norm)
+        return float(norm), True
 
     def save(self, directory: Path, extra: dict[str, Any]) -> None:
         """`policy.pt`: the model's and the optimizer's state (exact, for resume) and `extra`."""
@@ -124,14 +139,20 @@ class DeepSpeedBackend:
             clear()
 
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
-        """Accumulate; on the boundary pass the gradients are reduced across ranks."""
+        """Accumulate; on the boundary pass the gradients are reduced across ranks. A loss that is not
+        finite backpropagates as NaN (NaN x 0 is NaN: every gradient it reaches), so that the global norm
+        is NaN and every rank's DeepSpeed skips the step."""
+        if not bool(torch.isfinite(loss)):
+            loss = loss * float("nan")
         self.ds_model.set_gradient_accumulation_boundary(boundary)
         self.ds_model.backward(loss)
 
-    def step(self) -> float:
-        """Clip and step; the global gradient norm before clipping."""
+    def step(self) -> tuple[float, bool]:
+        """Clip and step, or skip a step whose global gradient norm is not finite (DeepSpeed zeroes the
+        gradients and leaves the weights and optimizer state); the global norm before clipping (inf when
+        skipped) and whether the step was applied."""
         self.ds_model.step()
-        return float(self.ds_model.get_global_grad_norm())
+        return float(self.ds_model.get_global_grad_norm()), bool(self.ds_model.was_step_applied())
 
     def save(self, directory: Path, extra: dict[str, Any]) -> None:
         """Every rank writes its shards of the weights and optimizer (`deepspeed/`); rank 0 `policy.pt`

@@ -50,7 +50,8 @@ def ds_config(ds: DeepSpeedConfig, trainer: TrainerConfig, on_gpu: bool) -> dict
                 "torch_adam": True,
             },
         },
-        "bf16": {"enabled": bf16},
+        # skip a step whose gradient norm is not finite (DeepSpeed's default, stated: backends.py relies on it)
+        "bf16": {"enabled": bf16, "check_grad_overflow": True},
         "zero_optimization": zero,
         "steps_per_print": 2**31 - 1,
         "wall_clock_breakdown": False,
