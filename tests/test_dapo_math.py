@@ -170,3 +170,15 @@ def test_config_validation():
         DapoMathConfig(on_bad_row="drop")
     with pytest.raises(ValueError, match="max_prompt_tokens"):
         DapoMathConfig(max_prompt_tokens=0)
+
+
+def test_a_rewritten_folder_is_read_afresh(tmp_path, tokenizer):
+    """datasets keys its cache of a folder with a `configs:` block by the folder's name and config only: without
+    `folder_cache_dir` the rewritten copy below was served the 7 rows first read from it."""
+    import shutil
+
+    copy = tmp_path / "DAPO-Math-17k-Processed"
+    shutil.copytree(DAPO_FOLDER, copy)
+    assert load_dapo_math(DapoMathConfig(path=str(copy)), tokenizer).num_rows == 5 + LONG_ROWS
+    shutil.copyfile(EDGE_FILE, copy / "en" / "train-00000-of-00001.parquet")
+    assert load_dapo_math(DapoMathConfig(path=str(copy)), tokenizer).num_rows == 10
