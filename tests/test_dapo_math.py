@@ -29,9 +29,8 @@ PROBLEMS = [
     "Compute the remainder when $2^{100}$ is divided by $7$.",
 ]
 ANSWERS = ["24", "58", "48", "13", "2"]
-LONG_ROWS = (
-    2  # rows 5 and 6: 3,580 and 4,180 bytes, 2,911 and 3,411 Qwen3 tokens (the byte tokenizer drops both)
-)
+# Rows 5 and 6: 3,735 and 4,180 bytes, 830 and 3,411 Qwen3 tokens (the byte tokenizer drops both).
+LONG_ROWS = 2
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,7 @@ def test_length_filter_counts_and_renumbers(tokenizer):
 
 
 def test_the_length_filter_counts_real_qwen3_tokens(tokenizer):
-    """At the paper's 3,200 tokens, Qwen3's tokenizer keeps the 2,911-token prompt and drops the 3,411-token
+    """At the paper's 3,200 tokens, Qwen3's tokenizer keeps the 830-token prompt and drops the 3,411-token
     one; counted in bytes (the byte tokenizer) both are dropped."""
     from gdro.models.pretrained import load_tokenizer
     from gdro.models.qwen3_shape import qwen3_tokenizer_folder
@@ -97,8 +96,8 @@ def test_the_length_filter_counts_real_qwen3_tokens(tokenizer):
     config = DapoMathConfig(path=str(DAPO_FOLDER), max_prompt_tokens=3200)
     prompt_set = load_dapo_math(config, qwen3)
     assert (prompt_set.source_rows, prompt_set.too_long) == ([0, 1, 2, 3, 4, 5], 1)
-    assert [len(qwen3(p)["input_ids"]) for p in prompt_set.prompts][5] == 2911
-    assert prompt_set.answers[5] == str(600 * 601 // 2)
+    assert [len(qwen3(p)["input_ids"]) for p in prompt_set.prompts][5] == 830
+    assert prompt_set.answers[5] == "101"
     assert load_dapo_math(config, tokenizer).too_long == LONG_ROWS
 
 

@@ -34,7 +34,7 @@ SMOKE = [
 def test_the_paper_stack_runs_at_the_real_vocabulary_and_exports(tmp_path: Path) -> None:
     records = run_train_py(tmp_path, SMOKE, timeout=600, ranks=2)
     assert [r["step"] for r in records] == [0, 1, 2, 3]
-    # Qwen3's tokenizer keeps the 2,911-token prompt and drops the 3,411-token one (bytes would drop both)
+    # Qwen3's tokenizer keeps the 830-token prompt (3,735 bytes) and drops the 3,411-token one (bytes would drop both)
     assert "7 rows -> 6 prompts; too long (> 3200 tokens): 1;" in (tmp_path / "train.log").read_text()
     for record in records[1:]:
         assert record["rollouts/prompts"] == 4 and record["tokens/generated"] > 0
