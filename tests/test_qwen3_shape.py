@@ -76,7 +76,13 @@ PUBLISHED = {
     "8b": ({"hidden_size": 4096, "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
             "num_key_value_heads": 8, "tie_word_embeddings": False}, ("8.2", "6.95")),
 }  # fmt: skip
-SMALL = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4}
+SMALL = {
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +161,7 @@ def test_a_cut_model_saves_and_reloads_as_that_qwen3(tmp_path: Path) -> None:
     tokenizer.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     config = reloaded.config
-    assert (config.vocab_size, config.head_dim, config.num_key_value_heads) == (151936, 128, 8)
+    assert (config.vocab_size, config.head_dim, config.rms_norm_eps) == (151936, 128, 1e-6)
     assert {key: getattr(config, key) for key in SMALL} == SMALL
     assert config.tie_word_embeddings is False  # the 8b's untied head
     state = model.state_dict()
@@ -169,3 +175,37 @@ def test_a_shape_that_cannot_be_built_is_refused_by_name() -> None:
         Qwen3ShapeConfig(num_attention_heads=4, num_key_value_heads=3).validate()
     with pytest.raises(ConfigError, match="model.num_hidden_layers=0"):
         Qwen3ShapeConfig(num_hidden_layers=0).validate()
+
+
+def _says_only_endoftext(model: Qwen3ForCausalLM) -> Qwen3ForCausalLM:
+    """The cut 8b (untied head) rewired to emit <|endoftext|> after any prompt: the layers add nothing to the
+    residual stream, every embedding has coordinate 0 equal to 1 (so the normed hidden state's is positive),
+    and only the head row of 151643 reads that coordinate."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[151643, 0] = 100.0
+    return model.eval()
+
+
+def test_generation_of_a_base_model_stops_at_its_end_of_text(tokenizer) -> None:
+    """Rejects the tokenizer as its files load it (eos <|im_end|>): the same model then runs on to
+    max_new_tokens, writing <|endoftext|> again and again."""
+    from gdro.engines.base import Decoding
+    from gdro.engines.hf import HFEngine
+
+    model, _ = build_qwen3_shape(Qwen3ShapeConfig(size="8b", device="cpu", **SMALL))
+    model = _says_only_endoftext(model)
+    prompt = [tokenizer("What is 7 * 6?")["input_ids"]]
+    decoding = Decoding(max_new_tokens=5, stop_token_ids=stop_token_ids(tokenizer, ["<|im_end|>"]))
+    ended = HFEngine(model, tokenizer).generate(prompt, [2], decoding)
+    assert ended.completion_token_ids == [[151643], [151643]] and ended.finish_reasons == ["stop", "stop"]
+    as_shipped = AutoTokenizer.from_pretrained(qwen3_tokenizer_folder(), padding_side="left")
+    runs_on = HFEngine(model, as_shipped).generate(prompt, [2], decoding)
+    assert runs_on.completion_token_ids == [[151643] * 5] * 2 and runs_on.finish_reasons == [
+        "length",
+        "length",
+    ]

@@ -45,6 +45,7 @@ def qwen3_shape_config(config: Qwen3ShapeConfig, tokenizer: PreTrainedTokenizerB
 
 def build_qwen3_shape(config: Qwen3ShapeConfig) -> tuple[Qwen3ForCausalLM, PreTrainedTokenizerBase]:
     """The random Qwen3 of `config` (weights from `config.seed`, torch's global RNG untouched) and its tokenizer."""
+    config.validate()
     tokenizer = load_tokenizer(config.tokenizer or str(qwen3_tokenizer_folder()), config.eos_token)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
