@@ -95,12 +95,28 @@ def dapo_row(problem: str | None, answer: str | None, number: int) -> dict:
     }
 
 
+def long_sum_row(terms: int) -> tuple[str, str]:
+    """The problem "Compute the sum $1 + 2 + ... + terms$." written out in full, and its answer."""
+    return "Compute the sum $" + " + ".join(str(i) for i in range(1, terms + 1)) + "$.", str(
+        terms * (terms + 1) // 2
+    )
+
+
 DAPO_ROWS = [
     ("Find the number of positive divisors of $360$.", "24"),
     ("Let $x + y = 10$ and $xy = 21$. Find $x^2 + y^2$.", "58"),
     ("How many ways can 5 people be seated in a row if two of them must sit together?", "48"),
     ("The sum of the first $n$ odd numbers is $169$. Find $n$.", "13"),
     ("Compute the remainder when $2^{100}$ is divided by $7$.", "2"),
+    # 830 and 3,411 Qwen3 tokens in the base template (3,735 and 4,180 bytes): the paper's 3,200-token filter keeps
+    # the first (Chinese, about 4.5 bytes a token) and drops the second; a filter that counted bytes drops both.
+    (
+        "\u5c0f\u660e\u6709\u4e00\u4e2a\u82f9\u679c\u3002"
+        + "\u7136\u540e\u5c0f\u660e\u53c8\u5f97\u5230\u4e00\u4e2a\u82f9\u679c\u3002" * 100
+        + "\u95ee\uff1a\u5c0f\u660e\u4e00\u5171\u6709\u591a\u5c11\u4e2a\u82f9\u679c\uff1f",
+        "101",
+    ),
+    long_sum_row(700),
 ]
 DAPO_CN_ROWS = [
     ("\u6c42 $12$ \u7684\u6b63\u56e0\u6570\u4e2a\u6570\u3002", "6"),

@@ -99,7 +99,7 @@ def test_a_new_sampler_preset_is_one_yaml_file_and_acts(tmp_path: Path) -> None:
 
 def test_a_file_that_extends_no_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     conf = _conf_copy(tmp_path, {"model/bare.yaml": "name: bare\nhf_id: some/model\n"})
-    message = "model: _schema_=None names no schema; a conf/model/ file must extend one of ['base_pretrained', 'base_random', 'base_tiny']"
+    message = "model: _schema_=None names no schema; a conf/model/ file must extend one of ['base_pretrained', 'base_qwen3_shape', 'base_random', 'base_tiny']"
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_run_config(compose_config(["model=bare", "dataset=dapo_math", "eval=math_benchmarks"], conf))
 

@@ -29,6 +29,8 @@ PROBLEMS = [
     "Compute the remainder when $2^{100}$ is divided by $7$.",
 ]
 ANSWERS = ["24", "58", "48", "13", "2"]
+# Rows 5 and 6: 3,735 and 4,180 bytes, 830 and 3,411 Qwen3 tokens (the byte tokenizer drops both).
+LONG_ROWS = 2
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +44,15 @@ def test_hub_layout_folder_with_config_name(tokenizer):
     assert prompt_set.answers == ANSWERS
     assert prompt_set.source_rows == [0, 1, 2, 3, 4]
     assert (prompt_set.num_rows, prompt_set.too_long, prompt_set.bad_rows, prompt_set.unwrapped) == (
-        5,
-        0,
+        5 + LONG_ROWS,
+        LONG_ROWS,
         {},
         0,
     )
     # As on the hub, README.md's `configs:` names "all", "en" and "cn": the name picks the rows, and
     # leaving it out is an error.
     everything = load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), config_name="all"), tokenizer)
-    assert everything.num_rows == 7 and everything.prompts[:5] == prompt_set.prompts
+    assert everything.num_rows == 7 + LONG_ROWS and everything.prompts[:5] == prompt_set.prompts
     with pytest.raises(ValueError, match="Config name is missing"):
         load_dapo_math(DapoMathConfig(path=str(DAPO_FOLDER), config_name=None), tokenizer)
 
@@ -76,12 +78,27 @@ def test_length_filter_counts_and_renumbers(tokenizer):
     limit = sorted(lengths)[-2]
     prompt_set = load_dapo_math(DapoMathConfig(path=str(DAPO_FILE), max_prompt_tokens=limit), tokenizer)
     kept = [i for i in range(5) if i != longest]
-    assert prompt_set.too_long == 1
+    assert prompt_set.too_long == 1 + LONG_ROWS
     assert prompt_set.source_rows == kept
     assert prompt_set.answers == [ANSWERS[i] for i in kept]
     assert len(prompt_set) == 4
     at_limit = load_dapo_math(DapoMathConfig(path=str(DAPO_FILE), max_prompt_tokens=max(lengths)), tokenizer)
-    assert at_limit.too_long == 0
+    assert at_limit.too_long == LONG_ROWS
+
+
+def test_the_length_filter_counts_real_qwen3_tokens(tokenizer):
+    """At the paper's 3,200 tokens, Qwen3's tokenizer keeps the 830-token prompt and drops the 3,411-token
+    one; counted in bytes (the byte tokenizer) both are dropped."""
+    from gdro.models.pretrained import load_tokenizer
+    from gdro.models.qwen3_shape import qwen3_tokenizer_folder
+
+    qwen3 = load_tokenizer(str(qwen3_tokenizer_folder()), "<|endoftext|>")
+    config = DapoMathConfig(path=str(DAPO_FOLDER), max_prompt_tokens=3200)
+    prompt_set = load_dapo_math(config, qwen3)
+    assert (prompt_set.source_rows, prompt_set.too_long) == ([0, 1, 2, 3, 4, 5], 1)
+    assert [len(qwen3(p)["input_ids"]) for p in prompt_set.prompts][5] == 830
+    assert prompt_set.answers[5] == "101"
+    assert load_dapo_math(config, tokenizer).too_long == LONG_ROWS
 
 
 def test_bad_rows_are_skipped_and_counted_by_reason(tokenizer, caplog):
@@ -152,3 +169,15 @@ def test_config_validation():
         DapoMathConfig(on_bad_row="drop")
     with pytest.raises(ValueError, match="max_prompt_tokens"):
         DapoMathConfig(max_prompt_tokens=0)
+
+
+def test_a_rewritten_folder_is_read_afresh(tmp_path, tokenizer):
+    """datasets keys its cache of a folder with a `configs:` block by the folder's name and config only: without
+    `folder_cache_dir` the rewritten copy below was served the 7 rows first read from it."""
+    import shutil
+
+    copy = tmp_path / "DAPO-Math-17k-Processed"
+    shutil.copytree(DAPO_FOLDER, copy)
+    assert load_dapo_math(DapoMathConfig(path=str(copy)), tokenizer).num_rows == 5 + LONG_ROWS
+    shutil.copyfile(EDGE_FILE, copy / "en" / "train-00000-of-00001.parquet")
+    assert load_dapo_math(DapoMathConfig(path=str(copy)), tokenizer).num_rows == 10

@@ -9,7 +9,13 @@ model is loaded. `reference` renders docs/reference.md from the fields' docstrin
 
 from gdro.config.checking import ConfigError, build_dataclass
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
-from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig, WarmStartConfig
+from gdro.config.models import (
+    PretrainedModelConfig,
+    Qwen3ShapeConfig,
+    RandomModelConfig,
+    TinyModelConfig,
+    WarmStartConfig,
+)
 from gdro.config.run import RunConfig, parse_run_config
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.store import register_configs
@@ -22,6 +28,7 @@ __all__ = [
     "HFPolicyConfig",
     "LoggerConfig",
     "PretrainedModelConfig",
+    "Qwen3ShapeConfig",
     "RandomModelConfig",
     "RewardConfig",
     "RunConfig",

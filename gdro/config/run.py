@@ -10,7 +10,7 @@ from typing import Any
 from gdro.config.checking import ConfigError, _check_type, build_dataclass
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
 from gdro.config.deepspeed import DeepSpeedConfig
-from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
+from gdro.config.models import PretrainedModelConfig, Qwen3ShapeConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.store import SCHEMA_KEY, SHARED, schema_nodes, schemas
 from gdro.config.trainer import TrainerConfig
@@ -45,7 +45,7 @@ class RunConfig:
     """Its settings: an instance of the registered config dataclass; None without options."""
     classifier: ClassifierConfig
     """The difficulty classifier's settings."""
-    model: TinyModelConfig | RandomModelConfig | PretrainedModelConfig
+    model: TinyModelConfig | RandomModelConfig | PretrainedModelConfig | Qwen3ShapeConfig
     """The policy model."""
     dataset: SyntheticDatasetConfig | DapoMathDatasetConfig
     """The training prompts."""

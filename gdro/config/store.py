@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from gdro.config.checking import defaults_of
 from gdro.config.data import DapoMathDatasetConfig, EvalConfig, RewardConfig, SyntheticDatasetConfig
 from gdro.config.deepspeed import DeepSpeedConfig
-from gdro.config.models import PretrainedModelConfig, RandomModelConfig, TinyModelConfig
+from gdro.config.models import PretrainedModelConfig, Qwen3ShapeConfig, RandomModelConfig, TinyModelConfig
 from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.trainer import TrainerConfig
 from gdro.core.allocators import BudgetConfig
@@ -44,7 +44,12 @@ SHARED: dict[str, type] = {"allocator": BudgetConfig}
 
 GROUPS: dict[str, dict[str, type]] = {
     "classifier": {"pass_at_k": ClassifierConfig},
-    "model": {"tiny": TinyModelConfig, "random": RandomModelConfig, "pretrained": PretrainedModelConfig},
+    "model": {
+        "tiny": TinyModelConfig,
+        "random": RandomModelConfig,
+        "pretrained": PretrainedModelConfig,
+        "qwen3_shape": Qwen3ShapeConfig,
+    },
     "dataset": {"synthetic": SyntheticDatasetConfig, "dapo_math": DapoMathDatasetConfig},
     "reward": {"reward": RewardConfig},
     "eval": {"eval": EvalConfig},

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from safetensors.torch import save_model
 
 from gdro.engines.base import Decoding, Generations, full_state
 
@@ -102,15 +103,21 @@ class VLLMEngine:
         cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: VLLMConfig, seed: int = 0
     ) -> VLLMEngine:
         """An engine with the actor's architecture and current weights (dtype: `config.dtype` or the
-        actor's). It loads from the actor's folder or hub id, or from a temporary `save_pretrained` copy
-        for a model built in memory, then syncs the actor's weights (which may differ from the files)."""
+        actor's). It loads from the actor's folder or hub id, or from a temporary copy (config.json and
+        model.safetensors) of a model built in memory, then syncs the actor's weights (which may differ from
+        the files). Each rank writes its own copy: `save_pretrained` writes on rank 0 only once
+        torch.distributed is up, which left the other ranks' engines an empty folder."""
         dtype = config.dtype or str(model.dtype).removeprefix("torch.")
         source = str(model.name_or_path or "")  # a folder with config.json, or a hub id (no such path)
         if source and ((Path(source) / "config.json").is_file() or not Path(source).exists()):
             engine = cls(source, tokenizer, config, dtype, seed)
         else:
             with tempfile.TemporaryDirectory(prefix="gdro-vllm-") as folder:
-                model.save_pretrained(folder)
+                model.config.architectures = [
+                    type(model).__name__
+                ]  # as save_pretrained sets it: vLLM's model class
+                model.config.save_pretrained(folder)
+                save_model(model, str(Path(folder) / "model.safetensors"))  # one copy of a tied head
                 engine = cls(folder, tokenizer, config, dtype, seed)
         engine.sync_weights(full_state(model))
         return engine

@@ -2,8 +2,9 @@
 
 `load_pretrained(config)` is `AutoModelForCausalLM.from_pretrained(hf_id)` (a hub id or a local folder
 with the same files) in the configured dtype, with flash-attention 2 when it imports and sdpa otherwise,
-on cuda when available; the tokenizer comes from the same id, padded on the left for generation.
-`build_random_ascii(config)` is the smoke-test model: `build_tiny_qwen3` on the ASCII byte tokenizer.
+on cuda when available; the tokenizer comes from the same id (`load_tokenizer`: padded on the left for
+generation, its eos the Base model's end of text). `build_random_ascii(config)` is the smoke-test model:
+`build_tiny_qwen3` on the ASCII byte tokenizer.
 """
 
 from __future__ import annotations
@@ -42,9 +43,7 @@ def load_pretrained(config: PretrainedModelConfig) -> tuple[PreTrainedModel, Pre
     """The model and tokenizer of `config.hf_id`, ready to train (train mode, checkpointing as configured)."""
     device = resolve_device(config.device)
     attention = resolve_attention(config.attn_implementation, device)
-    tokenizer = AutoTokenizer.from_pretrained(config.hf_id, padding_side="left")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(config.hf_id, config.eos_token)
     model = AutoModelForCausalLM.from_pretrained(
         config.hf_id, dtype=DTYPES[config.dtype], attn_implementation=attention
     ).to(device)
@@ -53,6 +52,21 @@ def load_pretrained(config: PretrainedModelConfig) -> tuple[PreTrainedModel, Pre
         model.config.use_cache = False
     log.info("loaded %s (%s, %s attention) on %s", config.hf_id, config.dtype, attention, device)
     return model.train(), tokenizer
+
+
+def load_tokenizer(source: str, eos_token: str) -> PreTrainedTokenizerBase:
+    """`AutoTokenizer.from_pretrained(source)` padded on the left, with `eos_token` as its eos.
+
+    A Base model ends its text with its own end-of-text token (Qwen3: `<|endoftext|>`, 151643), but an
+    instruct tokenizer_config names the end of a chat turn (`<|im_end|>`): the engines stop at the
+    tokenizer's eos, so it is set here whichever the files name. Without a pad token, eos pads."""
+    tokenizer = AutoTokenizer.from_pretrained(source, padding_side="left")
+    if eos_token not in tokenizer.get_vocab():
+        raise ValueError(f"model.eos_token={eos_token!r} is not one token of the tokenizer of {source}")
+    tokenizer.eos_token = eos_token
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def build_random_ascii(config: RandomModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

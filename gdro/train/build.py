@@ -7,7 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gdro.config import HFPolicyConfig, PretrainedModelConfig, RandomModelConfig, RunConfig, TinyModelConfig
+from gdro.config import (
+    HFPolicyConfig,
+    PretrainedModelConfig,
+    Qwen3ShapeConfig,
+    RandomModelConfig,
+    RunConfig,
+    TinyModelConfig,
+)
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import build_allocator, build_sampler
@@ -91,7 +98,7 @@ def build_learner(run: RunConfig, world: World | None = None) -> Learner:
     elif run.trainer.kl_coef > 0:  # with coefficient 0 the reference is never loaded
         reference = load_model()[0].eval().requires_grad_(False)
     stops: tuple[int, ...] = ()
-    if isinstance(run.model, PretrainedModelConfig):
+    if isinstance(run.model, PretrainedModelConfig | Qwen3ShapeConfig):
         from gdro.models.pretrained import stop_token_ids
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
@@ -155,4 +162,8 @@ def _model_loader(run: RunConfig) -> Callable[[], tuple[PreTrainedModel, PreTrai
 
     if isinstance(run.model, RandomModelConfig):
         return lambda: build_random_ascii(run.model)
+    if isinstance(run.model, Qwen3ShapeConfig):
+        from gdro.models.qwen3_shape import build_qwen3_shape
+
+        return lambda: build_qwen3_shape(run.model)
     return lambda: load_pretrained(run.model)
