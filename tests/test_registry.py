@@ -100,6 +100,32 @@ def test_a_sampler_outside_the_repository_trains_through_train_py(tmp_path: Path
     assert _repo_state() == before  # nothing written into the repository
 
 
+def test_a_module_in_the_builtin_package_registers_without_an_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-tree, a new controller is its module and its YAML: the package's `__init__` imports nothing, yet
+    reading the family finds the module's entry. Control: before the first read nothing is registered."""
+    package = tmp_path / "toy_family"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A package whose __init__ imports none of its modules."""\n')
+    (package / "lonely.py").write_text(
+        "import toy_family_registry\n"
+        "@toy_family_registry.FAMILY.register('lonely')\n"
+        "class Lonely:\n"
+        "    pass\n"
+    )
+    (tmp_path / "toy_family_registry.py").write_text(
+        "from gdro.core.registry import Registry\nFAMILY = Registry('toy', builtin='toy_family')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(PLUGINS_VARIABLE, raising=False)
+    import toy_family_registry
+
+    assert toy_family_registry.FAMILY._entries == {}
+    assert list(toy_family_registry.FAMILY) == ["lonely"]
+    assert toy_family_registry.FAMILY["lonely"].build.__module__ == "toy_family.lonely"
+
+
 def test_the_stored_controller_nodes_are_the_registered_entries() -> None:
     controllers = sorted(name for group, name in schema_nodes() if group in ("sampler", "allocator"))
     assert controllers == [

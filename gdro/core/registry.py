@@ -10,8 +10,8 @@ Everything else reads the registry: the config schemas Hydra stores (`gdro.confi
 the builders below. Named presets (`prompt_gdro_paper`, ...) are YAML files in `conf/<family>/` that
 extend a registered entry's node and state the fields that differ.
 
-Where entries come from: a family imports its in-tree package (`gdro.core.samplers`, ...) the first time it
-is read, then every module listed in the environment variable `GDRO_PLUGINS` (comma-separated module
+Where entries come from: a family imports its in-tree package (`gdro.core.samplers`, ...) and every module
+in it the first time it is read, then every module listed in the environment variable `GDRO_PLUGINS` (comma-separated module
 names, importable from `PYTHONPATH`), so a controller kept outside this repository registers before any
 config is composed. A new family (e.g. filters) is one more `Registry(...)` line here.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -79,10 +80,13 @@ class Registry:
         self._entries[name] = Registered(name, build, config)
 
     def _load(self) -> None:
-        """Import the in-tree package, then the plugins, once."""
+        """Import the in-tree package and every module in it (a new module registers by being there, with no
+        import to add to the package's `__init__`), then the plugins, once."""
         if not self._loaded:
             self._loaded = True
-            importlib.import_module(self.builtin)
+            package = importlib.import_module(self.builtin)
+            for module in pkgutil.iter_modules(package.__path__, prefix=f"{self.builtin}."):
+                importlib.import_module(module.name)
             import_plugins()
 
     def __getitem__(self, name: str) -> Registered:
