@@ -16,6 +16,7 @@ import pytest
 import torch
 from conf_helpers import compose_config
 
+from gdro.analysis.bench.step_phases import PHASES, measure_step_phases
 from gdro.config import parse_run_config
 from gdro.core.curriculum import StepPlan
 from gdro.train.build import build_learner
@@ -92,3 +93,13 @@ def test_the_shortcut_changes_no_bit_of_the_step(
     assert passes == {True: STEPS * (mini_batches - 1), False: STEPS * mini_batches}
     for learner in learners.values():
         learner.close()
+
+
+def test_the_side_by_side_benchmark_times_every_phase_of_both(cache_dir: Path, one_thread: None) -> None:
+    result = measure_step_phases(["debug=quick", f"cache_dir={cache_dir}"], rounds=1, warmup=0)
+    assert set(result["median_seconds"]) == {"on", "off"}
+    for medians in result["median_seconds"].values():
+        assert set(medians) == {"step", *PHASES}
+        assert all(medians[phase] > 0 for phase in ("generate", "update")) and medians["step"] > 0
+    # debug=quick has 2 mini-batches: both variants score the second's pi_old, the off one the first's too
+    assert result["median_seconds"]["on"]["old"] > 0 and result["step_ratio_off_over_on"] > 0
