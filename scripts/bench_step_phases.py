@@ -38,7 +38,10 @@ def main() -> None:
     for variant, medians in result["median_seconds"].items():
         phases = "  ".join(f"{phase} {medians[phase]:.3f}" for phase in PHASES)
         print(f"shortcut {variant:3}  step {medians['step']:.3f} s  ({phases})")
-    print(f"step time off / on: {result['step_ratio_off_over_on']:.3f}")
+    print(
+        f"step time off / on: {result['step_ratio_off_over_on']:.3f} (medians),"
+        f" {result['paired_step_ratio_median']:.3f} (median of the rounds' own ratios)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

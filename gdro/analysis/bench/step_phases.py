@@ -48,7 +48,8 @@ def _timed(
 
 def measure_step_phases(overrides: Sequence[str], rounds: int, warmup: int = 1) -> dict[str, Any]:
     """Median seconds per step and per phase, with the shortcut ("on") and without ("off"), over `rounds`
-    interleaved steps after `warmup` untimed ones, and the ratio off / on of the medians."""
+    interleaved steps after `warmup` untimed ones; the ratio off / on of the median steps, and the median
+    over rounds of each round's own ratio (the two steps of a round run back to back, under the same load)."""
     config = parse_run_config(compose_run_config(overrides))
     learners = {on: build_learner(config) for on in (True, False)}
     seconds: dict[bool, list[dict[str, float]]] = {True: [], False: []}
@@ -87,10 +88,12 @@ def measure_step_phases(overrides: Sequence[str], rounds: int, warmup: int = 1) 
         }
         for on, rows in seconds.items()
     }
+    paired = [off["step"] / on["step"] for on, off in zip(seconds[True], seconds[False], strict=True)]
     return {
         "overrides": list(overrides),
         "rounds": rounds,
         "torch_threads": torch.get_num_threads(),
         "median_seconds": medians,
         "step_ratio_off_over_on": medians["off"]["step"] / medians["on"]["step"],
+        "paired_step_ratio_median": statistics.median(paired),
     }
