@@ -10,7 +10,7 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_ENV := VLLM_ENABLE_V1_MULTIPROCESSING=0 OMP_NUM_THREADS=1
 
-.PHONY: venv venv-vllm test lint format reference train base-model plots bench-controllers bench-engines bench-trainer clean
+.PHONY: venv venv-vllm test lint format reference train base-model plots bench-controllers bench-engines bench-trainer bench-step-phases clean
 
 # pip compiles the bytecode of every installed module (about 45 of the main environment's 100 CPU-s): no
 # --no-compile. Where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python never caches what it
@@ -98,6 +98,11 @@ bench-engines: $(VLLM_STAMP)
 # on 2 cores shared with a sweep; 12-15 min at the default 2 threads there). Overrides: ARGS="trainer.torch_threads=1".
 bench-trainer: $(STAMP)
 	$(PY) scripts/bench_trainer.py $(ARGS)
+
+# The GRPO step with and without the on-policy shortcut, interleaved in one process: median step and phase
+# seconds (generate, old and ref log-probs, update) -> experiments/bench/step_phases.json. ARGS="--threads 2".
+bench-step-phases: $(STAMP)
+	$(PY) scripts/bench_step_phases.py $(ARGS)
 
 # Every method of conf/method/ on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
 # experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.

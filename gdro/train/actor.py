@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,13 +27,11 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
+from gdro.train.actor_types import ActorConfig, ActorStats
 from gdro.train.microbatch import token_budget_microbatches
 from gdro.train.nonfinite import NonFiniteError
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
-
-if TYPE_CHECKING:
-    from gdro.config import TrainerConfig
 
 TokenRows = Sequence[Sequence[int]]
 
@@ -161,68 +158,6 @@ def _token_logprobs(
     return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None]).squeeze(-1)
 
 
-@dataclass
-class ActorConfig:
-    """What the actor reads: the PPO loss (from `TrainerConfig`) and the memory knobs.
-
-    norm_length: the constant of "seq-mean-token-sum-norm" (the trainer's max_new_tokens).
-    max_tokens_per_microbatch: padded tokens (rows x longest prompt + completion) per forward.
-    logprob_chunk_tokens: completion tokens per head call in `completion_logprobs`.
-    gradient_checkpointing: recompute the decoder layers' activations in the backward.
-    """
-
-    clip_low: float
-    clip_high: float
-    clip_ratio_c: float | None
-    kl_coef: float
-    loss_agg: str
-    norm_length: int
-    grad_clip: float
-    temperature: float
-    surrogate_signal_kl: bool
-    max_tokens_per_microbatch: int = 16384
-    logprob_chunk_tokens: int = 1024
-    gradient_checkpointing: bool = False
-
-    @classmethod
-    def from_trainer(cls, settings: TrainerConfig, **memory: int | bool) -> ActorConfig:
-        """The loss settings of `settings`; `memory` sets the last three fields by name."""
-        return cls(
-            clip_low=settings.clip_low,
-            clip_high=settings.clip_high,
-            clip_ratio_c=settings.clip_ratio_c,
-            kl_coef=settings.kl_coef,
-            loss_agg=settings.loss_agg,
-            norm_length=settings.max_new_tokens,
-            grad_clip=settings.grad_clip,
-            temperature=settings.temperature,
-            surrogate_signal_kl=settings.surrogate_signal_kl,
-            **memory,
-        )
-
-
-@dataclass
-class ActorStats:
-    """One mini-batch update.
-
-    loss = policy_loss + kl_coef * kl_loss, each the mini-batch aggregate (`loss_agg`) before the
-    step; clip fractions are over the mini-batch's response tokens; grad_norm is before clipping.
-    skipped: the backend skipped the step (a loss or the gradient norm was not finite), on every rank.
-    surrogate_per_row: [S] float64, per response sequence_mean of the clipped loss with the
-    `signal_advantages` and no dual clip (+ kl_coef * k3 if surrogate_signal_kl); None without them.
-    """
-
-    loss: float
-    policy_loss: float
-    kl_loss: float
-    clip_fraction: float
-    dual_clip_fraction: float
-    grad_norm: float
-    microbatches: int
-    surrogate_per_row: np.ndarray | None
-    skipped: bool = False
-
-
 class Actor:
     """PPO updates of `model`; the caller owns the learning-rate schedule.
 
@@ -304,7 +239,7 @@ class Actor:
         prompt_ids: TokenRows,
         completion_ids: TokenRows,
         advantages: torch.Tensor,
-        old_logprobs: torch.Tensor,
+        old_logprobs: torch.Tensor | None,
         ref_logprobs: torch.Tensor | None = None,
         signal_advantages: torch.Tensor | None = None,
         is_weights: torch.Tensor | None = None,
@@ -321,7 +256,10 @@ class Actor:
 
         Args:
             advantages: [S] advantages of the loss (GDRO-weighted when reweighting).
-            old_logprobs: [S, >= Tc] log pi_old from `logprobs` before this step's updates.
+            old_logprobs: [S, >= Tc] log pi_old from `logprobs` before this step's updates, or None
+                when the policy has not moved since the rollouts (on-policy): pi_old is then this
+                forward's detached log-probs, bitwise equal to `logprobs` of the same rows (same
+                micro-batches, same kernels), and comes back in `ActorStats.old_logprobs`.
             ref_logprobs: [S, >= Tc] of the reference policy; needed when kl_coef > 0.
             signal_advantages: [S] unweighted advantages for the per-row surrogate signal, or None.
             is_weights: [S, >= Tc] detached per-token weights of the policy loss (truncated rollout
@@ -336,12 +274,17 @@ class Actor:
         batch_tokens, batch_rows = (int(n) for n in self.world.sum([local_tokens, local_rows]))
         signal = np.zeros(len(lengths)) if signal_advantages is not None else None
         totals = dict.fromkeys(("policy", "kl", "clipped", "dual_clipped"), 0.0)
+        taken = (
+            torch.zeros(len(lengths), max(lengths, default=0), device=device)
+            if old_logprobs is None
+            else None
+        )
         cuts, microbatches = self._forward_passes(prompt_ids, completion_ids)
         passes = self.world.max(len(cuts))
         scale = self.backend.ranks  # the backend averages gradients over ranks
         self.model.train()
         if passes == 0:  # no rank holds a completion token: nothing to learn, no step
-            return ActorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, microbatches, signal)
+            return ActorStats(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, microbatches, signal, old_logprobs=taken)
         self.backend.begin()
         for index in range(passes - len(cuts)):  # this rank's padding passes come first
             self.backend.before_forward()
@@ -353,7 +296,9 @@ class Actor:
                 self.model, prompt_ids[part], completion_ids[part], c.temperature, self.chunk_tokens
             )
             width = logprobs.shape[1]
-            old = old_logprobs[part, :width].to(device)
+            if taken is not None:  # on-policy: pi_old is this forward's
+                taken[part, :width] = logprobs.detach()
+            old = (old_logprobs if taken is None else taken)[part, :width].to(device)
             surrogate = clipped_surrogate_loss(
                 logprobs,
                 old,
@@ -405,4 +350,5 @@ class Actor:
             microbatches=microbatches,
             surrogate_per_row=signal,
             skipped=self.world.max(int(not applied)) > 0,  # DeepSpeed's decision already is (global norm)
+            old_logprobs=taken,
         )

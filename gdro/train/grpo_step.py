@@ -9,7 +9,11 @@ Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `grpo_
   4. old / ref log-probs of every PPO mini-batch (whole prompt groups), before any update, at the
      rollout temperature T: log softmax(z / T), the distribution the rollouts came from; with an engine
      that reports its own log-probs (vLLM), truncated importance weights correct its samples to pi_old
-     (`trainer.rollout_is`, `gdro.core.rollout_correction`) and rollout/logprob_diff is logged;
+     (`trainer.rollout_is`, `gdro.core.rollout_correction`) and rollout/logprob_diff is logged. The
+     first mini-batch's pi_old is the policy before its update, so without a rollout correction (which
+     needs every pi_old before the first update) the first update takes it from its own forward
+     (`on_policy_shortcut`): one forward fewer, every loss, gradient and metric bitwise the same (the
+     same micro-batches through the same kernels, tests/test_on_policy_shortcut.py);
   5. PPO: for each epoch and mini-batch, the actor accumulates gradients over token-budget micro-batches
      and steps once: loss = agg(-min(rho A~, clip(rho) A~)) + kl_coef agg(k3), tokens with A~ < 0 capped
      at -A~ c (dual clip); the engine then follows the new weights (all of them, tied head included;
@@ -52,8 +56,9 @@ if TYPE_CHECKING:
     from gdro.train.hf_learner import HFLearner
 
 
-def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
-    """Generate, reward and update on the plan's prompts; see the module docstring."""
+def grpo_step(learner: HFLearner, plan: StepPlan, on_policy_shortcut: bool = True) -> StepOutcome:
+    """Generate, reward and update on the plan's prompts; see the module docstring.
+    on_policy_shortcut=False scores the first mini-batch's pi_old in a pass of its own as well."""
     s, task, world = learner.settings, learner.task, learner.world
     actor, engine = learner.actor, learner.engine
     batch_size = len(plan.prompt_ids)
@@ -92,7 +97,12 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
     def pick(rows: np.ndarray) -> tuple[list[list[int]], list[list[int]]]:
         return [prompt_ids[r] for r in rows], [completion_ids[r] for r in rows]
 
-    old = [actor.logprobs(*pick(rows))[0] for rows in minibatches]
+    # pi_old of the first mini-batch comes from its update's forward (None here) unless IS weights need it
+    shortcut = on_policy_shortcut and generations.sampler_logprobs is None
+    old = [
+        None if shortcut and index == 0 else actor.logprobs(*pick(rows))[0]
+        for index, rows in enumerate(minibatches)
+    ]
     is_weights, correction = _rollout_correction(generations, minibatches, old, s)
     ref = (
         [actor.logprobs(*pick(rows), model=learner.reference)[0] for rows in minibatches]
@@ -116,6 +126,8 @@ def grpo_step(learner: HFLearner, plan: StepPlan) -> StepOutcome:
             learner.guard.observe(
                 step, index + 1, len(minibatches), update.loss, update.grad_norm, update.skipped
             )
+            if old[index] is None:  # kept for the later epochs
+                old[index] = update.old_logprobs
             if not update.skipped:
                 signal[rows] += update.surrogate_per_row
             stats.append(update)
