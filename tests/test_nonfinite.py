@@ -22,10 +22,11 @@ from test_train_hf import QUICK, run_hf
 
 from gdro.config import parse_run_config
 from gdro.engines.base import Decoding
+from gdro.errors import NonFiniteError
 from gdro.train.build import build_learner
 from gdro.train.io.checkpoint import list_checkpoints
 from gdro.train.io.metrics import read_metrics
-from gdro.train.nonfinite import NonFiniteError, NonFiniteGuard
+from gdro.train.nonfinite import NonFiniteGuard
 
 SETTINGS = ["trainer.steps=4", "trainer.save_every=1", "trainer.eval_every=1000"]  # 2 updates a step
 

@@ -3,7 +3,7 @@
 Rollouts are returned flat, grouped by prompt in input order: prompt i contributes counts[i]
 consecutive rollouts (possibly none), and `prompt_index` says which prompt each rollout belongs to.
 Sampling draws from torch's global RNG, so the caller seeds (and checkpoints) it. Next-token logits that
-are NaN or +inf, or a row with no finite logit left, raise `gdro.train.nonfinite.NonFiniteError` (the
+are NaN or +inf, or a row with no finite logit left, raise `gdro.errors.NonFiniteError` (the
 weights diverged) before torch's sampler would fail on them.
 """
 
@@ -16,7 +16,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from gdro.engines.base import Decoding, Generations
-from gdro.train.nonfinite import NonFiniteError
+from gdro.errors import NonFiniteError
 
 
 class HFEngine:

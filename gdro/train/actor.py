@@ -27,9 +27,9 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedModel
 
 from gdro.core.grpo import aggregate_loss_share, clipped_surrogate_loss, kl_k3, sequence_mean
+from gdro.errors import NonFiniteError
 from gdro.train.actor_types import ActorConfig, ActorStats
 from gdro.train.microbatch import token_budget_microbatches
-from gdro.train.nonfinite import NonFiniteError
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
 

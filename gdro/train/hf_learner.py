@@ -21,17 +21,13 @@ from gdro.config import TrainerConfig
 from gdro.core.curriculum import StepPlan
 from gdro.engines.base import RolloutEngine
 from gdro.engines.hf import HFEngine
+from gdro.errors import NonFiniteError
 from gdro.train.actor import Actor, ActorConfig
 from gdro.train.evaluator import Evaluator
 from gdro.train.grpo_step import grpo_step
 from gdro.train.io.export import bf16_state, write_export
 from gdro.train.learner import StepOutcome
-from gdro.train.nonfinite import (
-    NonFiniteError,
-    NonFiniteGuard,
-    all_finite,
-    optimizer_tensors,
-)
+from gdro.train.nonfinite import NonFiniteGuard, all_finite, optimizer_tensors
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
 from gdro.train.schedule import WarmupSchedule

@@ -22,8 +22,8 @@ from conf_helpers import compose_config  # noqa: E402
 from nonfinite_faults import poison_updates  # noqa: E402
 
 from gdro.config import parse_run_config  # noqa: E402
+from gdro.errors import NonFiniteError  # noqa: E402
 from gdro.train.loop import train  # noqa: E402
-from gdro.train.nonfinite import NonFiniteError  # noqa: E402
 from gdro.train.parallel.world import World  # noqa: E402
 
 SETTINGS = [
