@@ -22,6 +22,7 @@ from test_train_hf import QUICK, run_hf
 
 from gdro.config import parse_run_config
 from gdro.engines.base import Decoding
+from gdro.engines.hf import _FiniteLogits
 from gdro.errors import NonFiniteError
 from gdro.train.build import build_learner
 from gdro.train.io.checkpoint import list_checkpoints
@@ -175,3 +176,14 @@ def test_two_deepspeed_ranks_skip_the_updates_one_rank_poisons_stop_and_resume(
             for shard in (root / name / "deepspeed").glob("*.pt"):
                 assert finite_tree(torch.load(shard, weights_only=False)), shard
         assert policy_state(root / "step_000004")["nonfinite"]["total"] == 3
+
+
+def test_the_engines_logit_check_rejects_nan_plus_inf_and_rows_with_nothing_left() -> None:
+    """Top-k / top-p set some scores to -inf on purpose: those pass; NaN, +inf, or a row all -inf do not."""
+    inf = float("inf")
+    check = _FiniteLogits()
+    fine = torch.tensor([[1.0, -inf, 2.0], [0.5, 0.5, -inf]])
+    assert check(None, fine) is fine
+    for broken in ([[1.0, float("nan"), 2.0]], [[1.0, inf, 2.0]], [[-inf, -inf, -inf]]):
+        with pytest.raises(NonFiniteError, match="next-token logits are not finite"):
+            check(None, torch.tensor([[0.0, 1.0, 2.0], *broken]))
