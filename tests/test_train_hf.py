@@ -54,6 +54,14 @@ def test_sampler_allocator_pairs_train_end_to_end(
         assert ("alloc/mu" in record) and (
             (record["alloc/mu"] is None) == (allocator in ("fixed", "sqrt_optimal"))
         )
+        assert record["compute/rollouts_generated"] == 4 * 8 and record["compute/gen_batches"] == 1
+        assert record["compute/tokens_generated"] == record["tokens/generated"]
+        assert 0.0 <= record["rollouts/informative_fraction"] <= 1.0
+    assert [r["compute/tokens_generated_total"] for r in records[1:]] == [
+        records[1]["tokens/generated"],
+        records[1]["tokens/generated"] + records[2]["tokens/generated"],
+    ]
+    assert records[2]["compute/rollouts_generated_total"] == 2 * 4 * 8
     assert "eval/pass@2/level_0" in records[0] and "eval/mean@2" in records[-1]
     assert "eval_rollout/mean@2/level_0" in records[0] and "eval_rollout/pass@2" in records[-1]
     assert (tmp_path / "checkpoints" / "step_000002" / "policy.pt").exists()

@@ -16,6 +16,37 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("rollouts/total", STEP, "sum_i n_i, the rollouts generated this step (exactly nbar * M)"),
     ("rollouts/prompts", STEP, "M, the prompts of the batch"),
     ("tokens/generated", STEP, "completion tokens generated this step (0 for the simulator)"),
+    (
+        "compute/rollouts_generated",
+        STEP,
+        "every rollout generated this step, trained or discarded by a filter (rollouts/total without one)",
+    ),
+    (
+        "compute/tokens_generated",
+        STEP,
+        "every completion token generated this step, trained or discarded (null for the simulator)",
+    ),
+    (
+        "compute/rollouts_generated_total",
+        STEP,
+        "compute/rollouts_generated summed since the run began (kept in checkpoints)",
+    ),
+    (
+        "compute/tokens_generated_total",
+        STEP,
+        "compute/tokens_generated summed since the run began (null for the simulator)",
+    ),
+    ("compute/gen_batches", STEP, "generation rounds of the step (1 without a filter)"),
+    (
+        "rollouts/informative_fraction",
+        STEP,
+        "share of the trained rollouts whose group has 0 < c_i < n_i (rewards not all equal: a non-zero GRPO advantage)",
+    ),
+    (
+        "rollouts/zero_variance_groups",
+        STEP,
+        "groups of the batch whose rewards are all equal (c_i = 0 or c_i = n_i)",
+    ),
     ("reward/mean", STEP, "mean +-1 reward over the step's rollouts, 2 * pass/rollout_rate - 1"),
     ("pass/rollout_rate", STEP, "fraction of the step's rollouts that are correct"),
     ("pass/any_correct", STEP, "fraction of the batch's prompts with at least one correct rollout"),
@@ -70,6 +101,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "bins/tokens",
         STEP,
         "per group: completion tokens generated for the bin's prompts (null for the simulator)",
+    ),
+    (
+        "bins/informative_fraction",
+        STEP,
+        "per group: rollouts/informative_fraction over the bin's rollouts (null where it has none)",
     ),
     ("bins/lead_lag_gap", STEP, "per group: q(b) - qhat(b), both normalised to sum 1"),
     (

@@ -28,6 +28,9 @@ class StepOutcome:
         generates no tokens (the simulator); the curriculum sums them per bin (`bins/tokens`).
     metrics: scalar losses and diagnostics (`loss/total`, `loss/policy`, `loss/kl`, ...); None where a
         learner has no such quantity (the simulator has no loss).
+    discarded_rollouts, discarded_tokens: rollouts (and their completion tokens) generated this step but
+        not trained (a filter's rejects; 0 today), counted in `compute/*` with the trained ones.
+    gen_batches: generation rounds of the step (1 today).
     """
 
     correct_per_prompt: np.ndarray
@@ -35,6 +38,9 @@ class StepOutcome:
     generated_tokens: int
     tokens_per_prompt: np.ndarray | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
+    discarded_rollouts: int = 0
+    discarded_tokens: int = 0
+    gen_batches: int = 1
 
 
 class Learner(Protocol):

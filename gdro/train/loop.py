@@ -6,6 +6,8 @@ eval (step 0) -> for t = 1..T:
     curriculum.observe(plan, outcome)     classifier records; both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T (never of weights or
     optimizer state that are not finite: gdro.train.nonfinite)
+    the run's generated rollouts and tokens are summed (`compute/*_total`) and kept in checkpoints; a
+    checkpoint from before those totals resumes with them summed from the metrics.jsonl records it keeps
     weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.io.export)
     on SIGUSR2 / SIGTERM (SLURM preemption, time limit, scancel): checkpoint, then exit or requeue (io/preemption.py)
 
@@ -36,6 +38,7 @@ import torch
 
 from gdro.analysis.viz import CurriculumHistory, heatmap_figure, summary_table
 from gdro.config import RunConfig
+from gdro.core.compute import ComputeTotals
 from gdro.train.build import build_curriculum, build_learner
 from gdro.train.io.checkpoint import (
     AUTO,
@@ -45,6 +48,7 @@ from gdro.train.io.checkpoint import (
     remove_temporaries,
     resolve_resume,
     save_checkpoint,
+    saved_compute_totals,
 )
 from gdro.train.io.export import BEST, EXPORT_DIR, FINAL, best_metric_key, best_so_far, recover_exports
 from gdro.train.io.loggers import build_logger
@@ -131,6 +135,7 @@ def _train(
     best: float | None = None  # the best export's pooled pass@k
     checkpoint = resolve_resume(run.resume, run_dir, world)  # verified; rank 0's choice on every rank
     start = 0
+    totals = ComputeTotals()
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, curriculum, learner, world, verified=True)
         kept: list[dict[str, Any]] = []
@@ -143,6 +148,10 @@ def _train(
                 )
             history.extend(kept)
         best = world.broadcast(best_so_far(kept, best_key) if main else None)
+        saved = saved_compute_totals(checkpoint)
+        if saved is None:  # written before the totals were saved: the records it keeps hold them
+            saved = world.broadcast(ComputeTotals.from_records(kept).state_dict() if main else None)
+        totals.load_state_dict(saved)
         log.info("resumed from %s at step %d", checkpoint, start)
     else:
         if writer is not None:
@@ -160,6 +169,11 @@ def _train(
             plan, outcome.correct_per_prompt, outcome.surrogate_loss, outcome.tokens_per_prompt
         )
         record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
+        rollouts_total, tokens_total = totals.add(
+            record["compute/rollouts_generated"], record["compute/tokens_generated"]
+        )
+        record["compute/rollouts_generated_total"] = rollouts_total
+        record["compute/tokens_generated_total"] = tokens_total
         record["time/step_seconds"] = time.perf_counter() - began
         if step % trainer.eval_every == 0 or step == trainer.steps:
             with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
@@ -192,6 +206,7 @@ def _train(
                 keep=trainer.keep_checkpoints,
                 world=world,
                 config_digest=config_digest(resolved_config),
+                compute=totals.state_dict(),
             )
         if stop:
             signals.hand_on(step)  # exit, or submitit's requeue (the rerun resumes from this checkpoint)

@@ -1,7 +1,7 @@
 """Checkpoints: `run_dir/checkpoints/step_NNNNNN/` with the curriculum, RNG states and the learner's state.
 
-state.json holds the step, every controller's state (data order included) and torch's RNG state, all
-JSON; the learner writes its own files beside it (`policy.pt` and `task.json`, or `simulator.json`).
+state.json holds the step, every controller's state (data order included), torch's RNG state and the
+run's generated-compute totals (`compute`, absent in checkpoints written before them), all JSON; the learner writes its own files beside it (`policy.pt` and `task.json`, or `simulator.json`).
 `checkpoints/latest` holds the name of the checkpoint to resume from.
 
 Crash safety (a SIGKILL or a power cut at any instant leaves `latest` naming a complete checkpoint):
@@ -83,8 +83,10 @@ def save_checkpoint(
     keep: int,
     world: World | None = None,
     config_digest: str | None = None,
+    compute: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint of `step` (its manifest records `config_digest`), point `latest` at it, then
+    """Write the checkpoint of `step` (its manifest records `config_digest`; state.json holds `compute`,
+    the run's `gdro.core.compute.ComputeTotals` state), point `latest` at it, then
     prune; returns its folder. A failed write raises (a `StorageError` for a file system's failure) and
     leaves no temporary folder behind.
 
@@ -115,6 +117,8 @@ def save_checkpoint(
                 "torch_rng": rng_states[0],
                 "torch_rng_ranks": rng_states,
             }
+            if compute is not None:
+                state["compute"] = compute
             (staging / "state.json").write_text(json.dumps(state))
         write_manifest(staging, step, config_digest, world)  # the last file
         if world.is_main:
@@ -176,6 +180,12 @@ def load_checkpoint(
     rng = torch.frombuffer(bytearray(base64.b64decode(rng_states[world.rank])), dtype=torch.uint8)
     torch.set_rng_state(rng)
     return int(state["step"])
+
+
+def saved_compute_totals(path: Path) -> dict[str, Any] | None:
+    """The compute totals the checkpoint at `path` saved; None for one written before they were saved."""
+    state: dict[str, Any] = json.loads((path / "state.json").read_text())
+    return state.get("compute")
 
 
 def verify_checkpoint(path: Path, world: World | None = None) -> Verdict:

@@ -7,7 +7,10 @@ bins/score, bins/rollouts_per_prompt, bins/reward_mean, bins/success_rate (null 
 bins/tokens (completion tokens per bin; all null for the simulator), bins/lead_lag_gap (q(b) - qhat(b));
 and the docs/algorithm.md §8 measures of `gdro.core.curriculum_metrics` as curriculum/<name>: mean_bin_share,
 mean_bin_weight, mean_bin_gap, lead_lag_gap_l1, weight_entropy, effective_bins, wse, wse_uniform,
-wse_reduction (null where undefined). Eval steps add
+wse_reduction (null where undefined); the compute of `gdro.core.compute`: compute/rollouts_generated,
+compute/tokens_generated (null for the simulator), compute/gen_batches, rollouts/informative_fraction,
+rollouts/zero_variance_groups, bins/informative_fraction (the loop adds the run's totals,
+compute/rollouts_generated_total and compute/tokens_generated_total). Eval steps add
 eval/pass@k, eval/mean@k and their /level_<l> variants (model policies with
 trainer.eval_at_rollout_temperature also add the same under eval_rollout/). The line with step 0 holds
 the evaluation before the first update.
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from gdro.core.compute import signal_stats
 from gdro.core.curriculum import BIN_SERIES, BinReport, StepPlan
 from gdro.core.curriculum_metrics import CURRICULUM_MEASURES
 from gdro.core.pass_at_k import pass_at_k
@@ -64,9 +68,28 @@ def step_record(
     record.update(outcome.metrics)
     for name in BIN_SERIES:
         record[f"bins/{name}"] = _json_list(getattr(report, name))
+    record.update(_compute_record(plan, outcome, num_groups=len(report.share)))
     for name in CURRICULUM_MEASURES:
         record[f"curriculum/{name}"] = _json_number(getattr(report.measures, name))
     return record
+
+
+def _compute_record(plan: StepPlan, outcome: StepOutcome, num_groups: int) -> dict[str, Any]:
+    """What the step generated (trained plus discarded; tokens null where the learner counts none) and
+    the share of its trained rollouts that carries signal (`gdro.core.compute`)."""
+    rollouts = plan.rollouts_per_prompt
+    stats = signal_stats(rollouts, outcome.correct_per_prompt, plan.bins, num_groups)
+    counts_tokens = outcome.tokens_per_prompt is not None
+    return {
+        "compute/rollouts_generated": int(rollouts.sum()) + outcome.discarded_rollouts,
+        "compute/tokens_generated": outcome.generated_tokens + outcome.discarded_tokens
+        if counts_tokens
+        else None,
+        "compute/gen_batches": outcome.gen_batches,
+        "rollouts/informative_fraction": _json_number(stats.informative_fraction),
+        "rollouts/zero_variance_groups": stats.zero_variance_groups,
+        "bins/informative_fraction": _json_list(stats.bin_informative_fraction),
+    }
 
 
 class MetricsWriter:
