@@ -55,6 +55,7 @@ from typing import Any, TypeVar
 import torch
 
 from gdro.core.curriculum import Curriculum
+from gdro.train.io.durable import fsync_directory, fsync_tree
 from gdro.train.io.manifest import MANIFEST_FILE, Verdict, verify, write_manifest
 from gdro.train.io.storage import storage_errors
 from gdro.train.learner import Learner
@@ -101,7 +102,7 @@ def save_checkpoint(
         with storage_errors(root, "creating a checkpoint folder in"):
             if not root.is_dir():
                 root.mkdir(parents=True)
-                _fsync_directory(run_dir)
+                fsync_directory(run_dir)
             staging = _temporary(root, f"step_{step:06d}")
             staging.mkdir()
     staging = world.broadcast(staging)
@@ -122,10 +123,10 @@ def save_checkpoint(
             (staging / "state.json").write_text(json.dumps(state))
         write_manifest(staging, step, config_digest, world)  # the last file
         if world.is_main:
-            _fsync_tree(staging)
+            fsync_tree(staging)
             target = root / _unused_name(root, step)
             os.replace(staging, target)
-            _fsync_directory(root)
+            fsync_directory(root)
     if world.is_main:
         with storage_errors(root / LATEST, "writing the pointer"):
             _point_latest(root, target.name)
@@ -296,7 +297,7 @@ def _set_aside(checkpoint: Path, kind: str) -> Path | None:
         number += 1
         target = checkpoint.with_name(f"{checkpoint.name}{SET_ASIDE}{kind}-{number}")
     os.replace(checkpoint, target)
-    _fsync_directory(checkpoint.parent)
+    fsync_directory(checkpoint.parent)
     return target
 
 
@@ -330,7 +331,7 @@ def _point_latest(root: Path, name: str) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, root / LATEST)
-    _fsync_directory(root)
+    fsync_directory(root)
 
 
 def _prune(root: Path, latest: str, keep: int) -> None:
@@ -347,7 +348,7 @@ def _prune(root: Path, latest: str, keep: int) -> None:
     for name in doomed:  # out of the checkpoint names first, so a crash mid-delete leaves a temporary
         os.replace(root / name, _temporary(root, f"{name}.deleted"))
     if doomed:
-        _fsync_directory(root)
+        fsync_directory(root)
         remove_temporaries(root)
 
 
@@ -378,26 +379,3 @@ def _removed_on_failure(staging: Path) -> Iterator[None]:
     except (OSError, RuntimeError):
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _fsync_tree(folder: Path) -> None:
-    """fsync every file and folder under `folder`, then `folder` itself."""
-    for path in folder.rglob("*"):
-        if path.is_dir():
-            _fsync_directory(path)
-        else:
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-    _fsync_directory(folder)
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the folder's entries (creations, renames, deletions) durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
