@@ -217,12 +217,10 @@ def test_two_tasks_of_a_job_form_a_world_of_two(tmp_path: Path, slurm_env: dict[
 
     executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
     executor.update_parameters(tasks_per_node=2, cpus_per_task=1, mem_gb=1, timeout_min=5)
-    # Both leave the group together: a rank that exits while the other still holds the group's store and
-    # gloo threads can abort ("terminate called without an active exception", seen once in CI).
     code = (
-        "import os; import torch.distributed as d; from gdro.train.parallel.world import World; w = World.from_env(); "
+        "import os; from gdro.train.parallel.world import World; w = World.from_env(); "
         "print(w.rank, w.local_rank, w.size, w.sum([1.0])[0], os.environ.get('CUDA_VISIBLE_DEVICES')); "
-        "w.barrier(); d.destroy_process_group()"
+        "w.barrier()"
     )
     env_before = dict(os.environ)
     os.environ.update(slurm_env)

@@ -19,6 +19,7 @@ GPU) and tested on the CPU at toy size; nothing in training imports it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import statistics
@@ -32,7 +33,7 @@ import torch
 from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import parse_run_config
 from gdro.train.build import build_curriculum, build_learner
-from gdro.train.parallel.world import World
+from gdro.train.parallel.world import World, destroy_group
 
 PHASES = ("generate", "logprobs", "update", "sync", "step")
 # (the learner's attribute, its method, the phase it is timed as)
@@ -166,4 +167,5 @@ def _deepspeed_world() -> World:
         if torch.cuda.is_available():
             torch.cuda.set_device(world.local_rank)
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(destroy_group)
     return world

@@ -8,10 +8,15 @@ from the job's environment (SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS, the first
 master). `World.from_env` reads them and, when WORLD_SIZE > 1, initialises torch.distributed: NCCL on
 CUDA, gloo on CPU. A single process (no variables) is a world of one whose collectives return their
 input, so the trainer has one code path.
+
+A group this module initialises is destroyed at interpreter exit (`atexit`): gloo's worker threads
+still hold tensors when an undestroyed group is torn down during finalisation, and the process then
+aborts (SIGABRT, "terminate called without an active exception") after its work is done, at random.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from dataclasses import dataclass
@@ -55,6 +60,7 @@ class World:
                 backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"),
                 timeout=datetime.timedelta(minutes=timeout_min),
             )
+            atexit.register(destroy_group)
         return world
 
     def sum(self, values: list[float]) -> list[float]:
@@ -93,6 +99,12 @@ class World:
         """Wait for every rank."""
         if self.distributed:
             dist.barrier()
+
+
+def destroy_group() -> None:
+    """Destroy the default process group, if one is still up (a no-op otherwise)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def export_submitit_ranks() -> bool:
