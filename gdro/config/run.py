@@ -163,6 +163,7 @@ def _check_combinations(run: RunConfig) -> None:
         run.budget.total(batch)
     except ValueError as error:
         raise ConfigError(str(error)) from error
+    _check_controllers(run)
     if isinstance(run.policy, SimPolicyConfig):
         if run.trainer.backend != "torch":
             raise ConfigError(
@@ -186,3 +187,27 @@ def _check_combinations(run: RunConfig) -> None:
             f"trainer.max_new_tokens={run.trainer.max_new_tokens} leaves no room for the prompt within "
             f"model.max_position_embeddings={limit}; lower max_new_tokens"
         )
+
+
+def _check_controllers(run: RunConfig) -> None:
+    """Controller settings that cannot work with the batch, the dataset or the classifier."""
+    if run.sampler_schema == "spo" and run.sampler_config.pool_size:
+        pool = run.sampler_config.pool_size
+        if pool < run.trainer.prompts_per_step:
+            raise ConfigError(
+                f"sampler.pool_size={pool} is smaller than trainer.prompts_per_step="
+                f"{run.trainer.prompts_per_step}: SPO draws the batch without replacement from the pool; "
+                "raise sampler.pool_size (0: every prompt)"
+            )
+        if run.num_prompts is not None and pool > run.num_prompts:
+            raise ConfigError(
+                f"sampler.pool_size={pool} exceeds the {run.num_prompts} training prompts; lower it (0: all)"
+            )
+    if run.allocator_schema == "knapsack":
+        most = run.classifier.window * run.budget.n_max
+        if run.allocator_config.min_rollouts > most:
+            raise ConfigError(
+                f"allocator.min_rollouts={run.allocator_config.min_rollouts} exceeds the most a prompt's window "
+                f"can hold, classifier.window * allocator.n_max = {most}: no prompt's success rate would ever "
+                "be used; lower allocator.min_rollouts or raise classifier.window"
+            )

@@ -1,7 +1,8 @@
 """One step of the curriculum: classifier -> sampler -> allocator, then the results flow back.
 
     plan(M):    the sampler picks (or reweights) M prompts, the classifier bins them from history before
-                this step, the allocator gives each its n_i;
+                this step, the allocator gives each its n_i (from the bins, or from the prompts' own
+                history in the classifier);
     observe():  the classifier records the step (any-correct and per-rollout counts), then the sampler and
                 the allocator update from the prompts' own windowed success rates p1(x) (and the
                 surrogate losses when the trainer provides them); the step's `BinReport` carries the
@@ -91,7 +92,7 @@ class Curriculum:
     def plan(self, batch_size: int) -> StepPlan:
         """Choose the batch, its bins, advantage weights and rollout counts for this step."""
         sampled = self.sampler.plan(batch_size, self.classifier)
-        rollouts = self.allocator.allocate(sampled.bins)
+        rollouts = self.allocator.allocate(sampled.bins, sampled.prompt_ids, self.classifier)
         return StepPlan(
             prompt_ids=sampled.prompt_ids,
             bins=sampled.bins,

@@ -147,6 +147,10 @@ class DifficultyClassifier:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(rollouts > 0, w.sum_correct[prompt_ids] / np.maximum(rollouts, 1), np.nan)
 
+    def recorded_rollouts(self, prompt_ids: np.ndarray) -> np.ndarray:
+        """Rollouts the window holds per prompt (0 for unseen prompts); [M] int."""
+        return self._windows.sum_rollouts[prompt_ids].copy()
+
     def pass_estimate(self, prompt_ids: np.ndarray) -> np.ndarray:
         """p_hat(x) used for binning (see module docstring); NaN for unseen prompts; [M]."""
         w = self._windows

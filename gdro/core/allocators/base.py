@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.step import StepResult
 
 
@@ -13,10 +14,18 @@ class Allocator(Protocol):
     """What `Curriculum` needs of an allocator; `conf/allocator/<name>.yaml` picks the implementation.
 
     `allocate` returns [M] ints with sum exactly nbar * M, each within [n_min, n_max], or raises a
-    ValueError naming the setting to change.
+    ValueError naming the setting to change. It gets the batch's bins [M] and, from `Curriculum.plan`, the
+    prompt ids [M] and the difficulty classifier (history before this step), for an allocator that reads
+    per-prompt estimates (`knapsack`); the per-bin allocators ignore both, so callers without a history
+    (unit tests) may leave them out.
     """
 
-    def allocate(self, bins: np.ndarray) -> np.ndarray: ...
+    def allocate(
+        self,
+        bins: np.ndarray,
+        prompt_ids: np.ndarray | None = None,
+        classifier: DifficultyClassifier | None = None,
+    ) -> np.ndarray: ...
 
     def update(self, result: StepResult) -> None: ...
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, integerise
+from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import ALLOCATORS
 from gdro.core.step import StepResult
 
@@ -19,8 +20,13 @@ class FixedAllocator:
         self.num_groups = int(num_groups)
         self.budget = budget or BudgetConfig()
 
-    def allocate(self, bins: np.ndarray) -> np.ndarray:
-        """[M] counts, all nbar (floor/ceil for non-integer nbar), summing to nbar * M."""
+    def allocate(
+        self,
+        bins: np.ndarray,
+        prompt_ids: np.ndarray | None = None,
+        classifier: DifficultyClassifier | None = None,
+    ) -> np.ndarray:
+        """[M] counts, all nbar (floor/ceil for non-integer nbar), summing to nbar * M; ids and classifier unused."""
         total = self.budget.total(len(bins))
         return integerise(np.full(len(bins), self.budget.nbar), self.budget.n_min, self.budget.n_max, total)
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, complete_budget, exact_budget_arms
 from gdro.core.bin_stats import bin_counts, mixed_softmax
+from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import ALLOCATORS
 from gdro.core.state import restore_rng, rng_state
 from gdro.core.step import StepResult
@@ -148,9 +149,14 @@ class RolloutGDROAllocator:
         """argmax_n p_b(n) per bin, ties to the arm nearest nbar; [G]."""
         return self.arms[self._by_distance][np.argmax(arm_probs[:, self._by_distance], axis=1)]
 
-    def allocate(self, bins: np.ndarray) -> np.ndarray:
+    def allocate(
+        self,
+        bins: np.ndarray,
+        prompt_ids: np.ndarray | None = None,
+        classifier: DifficultyClassifier | None = None,
+    ) -> np.ndarray:
         """[M] counts from the exact-budget DP over log p_b (+ Gumbel for `surrogate`); then mu steps
-        toward the unconstrained preference."""
+        toward the unconstrained preference. Per bin only: `prompt_ids` and `classifier` are not read."""
         bins = np.asarray(bins, dtype=np.int64)
         total = self.budget.total(len(bins))
         counts = bin_counts(bins, self.num_groups)

@@ -17,6 +17,7 @@ import numpy as np
 
 from gdro.core.allocators.budget import BudgetConfig, integerise
 from gdro.core.bin_stats import bin_counts, bin_means, ema_update
+from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import ALLOCATORS
 from gdro.core.step import StepResult
 
@@ -73,8 +74,13 @@ class SqrtOptimalAllocator:
         floored = np.maximum(self.variance, self.config.variance_floor)
         return np.where(np.isnan(self.variance), self.config.variance_prior, floored)
 
-    def allocate(self, bins: np.ndarray) -> np.ndarray:
-        """[M] counts: the bounded Neyman solution per bin, integerised to the exact total."""
+    def allocate(
+        self,
+        bins: np.ndarray,
+        prompt_ids: np.ndarray | None = None,
+        classifier: DifficultyClassifier | None = None,
+    ) -> np.ndarray:
+        """[M] counts: the bounded Neyman solution per bin, integerised to the exact total (bins only)."""
         total = self.budget.total(len(bins))
         counts = bin_counts(bins, self.num_groups)
         per_bin = clipped_scale_solution(
