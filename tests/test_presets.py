@@ -39,8 +39,8 @@ def allocator_choice(
 
 
 def test_registered_controllers() -> None:
-    assert list(SAMPLERS) == ["prompt_gdro", "uniform"]
-    assert list(ALLOCATORS) == ["fixed", "rollout_gdro", "sqrt_optimal"]
+    assert list(SAMPLERS) == ["prompt_gdro", "spo", "uniform"]
+    assert list(ALLOCATORS) == ["fixed", "knapsack", "rollout_gdro", "sqrt_optimal"]
     assert SAMPLERS["prompt_gdro"].config is PromptGDROConfig and SAMPLERS["uniform"].config is None
 
 
@@ -83,11 +83,11 @@ def test_sampler_overrides_apply_without_touching_the_preset() -> None:
 
 def test_unknown_sampler_lists_the_valid_names() -> None:
     with pytest.raises(
-        ValueError, match=r"sampler='gdro' .*\['prompt_gdro', 'prompt_gdro_paper', 'uniform'\]"
+        ValueError, match=r"sampler='gdro' .*\['prompt_gdro', 'prompt_gdro_paper', 'spo', 'uniform'\]"
     ):
         load_controller("sampler", "gdro")
     with pytest.raises(
-        ValueError, match=r"sampler='gdro' is not registered; known: \['prompt_gdro', 'uniform'\]"
+        ValueError, match=r"sampler='gdro' is not registered; known: \['prompt_gdro', 'spo', 'uniform'\]"
     ):
         build_sampler("gdro", None, 20, 10)
 
@@ -143,7 +143,7 @@ def test_allocator_overrides_apply_without_touching_the_preset() -> None:
 def test_unknown_allocator_lists_the_valid_names() -> None:
     with pytest.raises(
         ValueError,
-        match=r"allocator='neyman' .*\['fixed', 'rollout_gdro', 'rollout_gdro_paper', 'sqrt_optimal'\]",
+        match=r"allocator='neyman' .*\['fixed', 'knapsack', 'rollout_gdro', 'rollout_gdro_paper', 'sqrt_optimal'\]",
     ):
         load_controller("allocator", "neyman")
 

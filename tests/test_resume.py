@@ -21,6 +21,8 @@ CONTROLLERS = [
     ("prompt_gdro_paper", "rollout_gdro_paper", {}),
     ("uniform", "sqrt_optimal", {}),
     ("prompt_gdro", "rollout_gdro", {}),
+    ("spo", "fixed", {}),
+    ("uniform", "knapsack", {}),
 ]
 
 
