@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gdro.core.allocators import (
     BudgetConfig,
     FixedAllocator,
+    KnapsackAllocator,
     RolloutGDROAllocator,
     RolloutGDROConfig,
     SqrtOptimalAllocator,
@@ -289,6 +290,6 @@ def test_every_allocator_rejects_an_infeasible_budget(batch_size, n_min, width, 
     nbar = n_min - gap if below else n_max + gap  # M nbar outside [M n_min, M n_max]
     budget = BudgetConfig(nbar=nbar, n_min=n_min, n_max=n_max)
     bins = np.zeros(batch_size, dtype=np.int64)
-    for build in (FixedAllocator, SqrtOptimalAllocator, RolloutGDROAllocator):
+    for build in (FixedAllocator, SqrtOptimalAllocator, RolloutGDROAllocator, KnapsackAllocator):
         with pytest.raises(ValueError, match=r"allocator\.n"):
             build(1, budget).allocate(bins)
