@@ -90,6 +90,7 @@ def knapsack_allocation(
     total = budget.total(batch_size)
     p = np.where(known, success_rate, 0.5)
     effective = known & (p > 0.0) & (p < 1.0)
+    never_solved = known & (p == 0.0)
     lowest = np.where(known, budget.n_min, int(np.floor(budget.nbar)))
     highest = np.where(known, budget.n_max, int(np.ceil(budget.nbar)))
     # Candidate rollouts: prompt i's (lowest_i + k)-th for k = 1..highest_i - lowest_i.
@@ -102,7 +103,6 @@ def knapsack_allocation(
     gain = np.where(effective[:, None], np.minimum.accumulate(raw_gain, axis=1), 0.0)
     position = np.broadcast_to(np.arange(batch_size)[:, None], rollouts.shape)
     level = np.broadcast_to(steps[None, :], rollouts.shape)
-
     by_gain = np.lexsort((position.ravel(), level.ravel(), -gain.ravel()))
     by_gain = by_gain[(effective[:, None] & exists).ravel()[by_gain]]
     cap = len(by_gain)
@@ -110,10 +110,10 @@ def knapsack_allocation(
         cost = np.clip(np.floor(rollout_cost(p[effective], config.confidence)), budget.n_min, budget.n_max)
         cap = int(cost.sum()) - budget.n_min * int(effective.sum())
     evenly = np.lexsort((position.ravel(), level.ravel()))
-    never_solved = (known & (p == 0.0))[:, None] & exists
-    rest = (~effective & ~(known & (p == 0.0)))[:, None] & exists
+    explore = (never_solved[:, None] & exists).ravel()[evenly]
+    rest = ((~effective & ~never_solved)[:, None] & exists).ravel()[evenly]
     take = np.concatenate(  # flat candidate indices i * width + k - 1, in the order they are spent
-        [by_gain[:cap], evenly[never_solved.ravel()[evenly]], by_gain[cap:], evenly[rest.ravel()[evenly]]]
+        [by_gain[:cap], evenly[explore], by_gain[cap:], evenly[rest]]
     )
     spare = total - int(lowest.sum())
     if not 0 <= spare <= len(take):
