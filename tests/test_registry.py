@@ -151,7 +151,7 @@ def test_a_new_method_is_one_file_of_conf_method(tmp_path: Path) -> None:
     for path in (CONF_DIR / "method").glob("*.yaml"):
         (tmp_path / path.name).write_text(path.read_text())
     (tmp_path / "sqrt_prompt_gdro.yaml").write_text(
-        "# @package _global_\n# Table row 9: Prompt-GDRO + sqrt-optimal\n"
+        "# @package _global_\n# Table row 99: Prompt-GDRO + sqrt-optimal\n"
         "defaults:\n  - override /sampler: prompt_gdro\n  - override /allocator: sqrt_optimal\n"
     )
     methods = read_methods(tmp_path)
