@@ -4,9 +4,11 @@ adds up, every trained group passes, the classifier records every generated grou
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conf_helpers import compose_config
 
 from gdro.config import parse_run_config
@@ -114,3 +116,15 @@ def test_the_method_keys_show_a_filter_only_when_there_is_one() -> None:
     legacy = json.loads(json.dumps(compose_config([])))
     del legacy["filter"]  # a run folder written before filters existed
     assert method_key(legacy) == "uniform + fixed"
+
+
+@pytest.mark.parametrize("method", ["dapo_dynamic_sampling", "accuracy_band"])
+def test_each_filter_baseline_trains_the_tiny_model(method: str, tmp_path: Path, cache_dir: Path) -> None:
+    rounds = ["filter.gen_batch_size=12", "filter.max_gen_batches=3", "filter.on_exhausted=train"]
+    overrides = ["debug=quick", f"cache_dir={cache_dir}", f"method={method}", *rounds]
+    records = _run(tmp_path / method, overrides)
+    _assert_compute_adds_up(records, round_rollouts=12 * 4, batch_rollouts=8 * 4)
+    for record in records[1:]:
+        assert record["compute/tokens_generated"] >= record["tokens/generated"] > 0
+        assert math.isfinite(record["loss/total"])
+    assert any(record["compute/gen_batches"] > 1 for record in records[1:])
