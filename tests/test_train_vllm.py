@@ -122,3 +122,4 @@ def test_dynamic_sampling_with_vllm_keeps_the_sampler_logprobs_of_the_kept_group
         assert record["compute/tokens_generated"] >= record["tokens/generated"] > 0
         assert record["rollout/logprob_diff"] < 1e-4, record["rollout/logprob_diff"]
         assert record["rollouts/informative_fraction"] == 1.0
+    assert any(record["compute/gen_batches"] > 1 for record in records[1:])  # groups were discarded

@@ -18,6 +18,9 @@ on the trained batch, whose surrogate losses exist. With a filter other than `no
 `filter/kept_groups` (groups that passed, before the cut) and `filter/exhausted` (1 when the step hit
 `filter.max_gen_batches` and trained on fewer than M groups under `on_exhausted: train`).
 
+Each round plans as a step does: an allocator whose `allocate` moves its own state (Rollout-GDRO's
+shadow price mu takes its dual step there) moves it once per round.
+
 With `filter=none` this is one round of M prompts, every group kept: `learner.train_step(plan)` exactly
 (the same calls in the same order, the same random streams).
 """
