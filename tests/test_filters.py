@@ -106,6 +106,8 @@ def test_rounds_settings_are_checked_naming_the_key() -> None:
         RoundsConfig(gen_batch_size=0).validate()
     with pytest.raises(ValueError, match="filter.max_gen_batches=-1"):
         RoundsConfig(max_gen_batches=-1).validate()
+    with pytest.raises(ValueError, match="filter.on_exhausted=train acts at filter.max_gen_batches"):
+        RoundsConfig(on_exhausted="train").validate()
     assert RoundsConfig().round_size(8) == 8 and RoundsConfig(gen_batch_size=12).round_size(8) == 12
 
 
@@ -122,7 +124,7 @@ def test_rounds_are_minimal_the_cut_exact_and_every_trained_group_in_the_band(
 ) -> None:
     rng = np.random.default_rng(seed)
     group_filter = AccuracyBand(band)
-    selection = RoundSelection(batch_size, RoundsConfig(round_size, limit, "train"))
+    selection = RoundSelection(batch_size, RoundsConfig(round_size, limit, "train" if limit else "error"))
     rounds = []
     while not selection.done and len(rounds) < 50:
         n = rng.integers(1, 5, size=round_size)

@@ -56,11 +56,17 @@ class RoundsConfig:
         return batch_size if self.gen_batch_size is None else self.gen_batch_size
 
     def validate(self) -> None:
-        """gen_batch_size >= 1 (or null), max_gen_batches >= 0, or a ValueError naming the key."""
+        """gen_batch_size >= 1 (or null), max_gen_batches >= 0, on_exhausted=train only with a limit, or a
+        ValueError naming the key."""
         if self.gen_batch_size is not None and self.gen_batch_size < 1:
             raise ValueError(f"filter.gen_batch_size={self.gen_batch_size}: need at least 1 (or null: M)")
         if self.max_gen_batches < 0:
             raise ValueError(f"filter.max_gen_batches={self.max_gen_batches}: need >= 0 (0: no limit)")
+        if self.on_exhausted == "train" and self.max_gen_batches == 0:
+            raise ValueError(
+                "filter.on_exhausted=train acts at filter.max_gen_batches rounds, but max_gen_batches=0 "
+                "sets no limit: set filter.max_gen_batches >= 1, or leave on_exhausted=error"
+            )
 
 
 class RoundSelection:
