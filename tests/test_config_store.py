@@ -13,7 +13,7 @@ from conf_helpers import CONF_DIR, compose_config
 
 from gdro.config import ConfigError, PretrainedModelConfig, parse_run_config
 from gdro.config.checking import MISSING_VALUE, build_dataclass, defaults_of
-from gdro.config.store import SCHEMA_KEY, SHARED, schema_nodes, schemas
+from gdro.config.store import CONTROLLERS, SCHEMA_KEY, SHARED, schema_nodes, schemas
 from gdro.core.samplers import PromptGDROSampler
 from gdro.train.build import build_curriculum
 
@@ -48,7 +48,7 @@ def test_every_stored_node_validates_as_its_defaults(group: str, name: str) -> N
     node = dict(schema_nodes()[group, name])
     kind = node.pop(SCHEMA_KEY)
     schema = schemas()[group][kind]
-    if group in ("sampler", "allocator"):  # a registered controller: named after its entry
+    if group in CONTROLLERS:  # a registered controller: named after its entry
         assert node.pop("name") == kind and name == f"base_{kind}"
         if group in SHARED:
             shared = {field: node.pop(field) for field in defaults_of(SHARED[group])}

@@ -82,6 +82,7 @@ def test_the_metrics_contract_names_every_key_the_loop_writes(tmp_path: Path) ->
         "trainer.steps=2",
         "trainer.eval_every=2",
         "allocator=rollout_gdro",
+        "filter=dynamic_sampling",  # and the filter's keys
     ]
     config = compose_config(overrides)
     train(parse_run_config(config), tmp_path, config, progress=False)

@@ -138,3 +138,19 @@ def test_zero3_repeats_the_zero2_run_and_exports_its_shards(
     assert set(exported) == set(states)
     for key, value in states.items():
         assert torch.equal(exported[key], value.to(torch.bfloat16)), key
+
+
+def test_two_ranks_keep_the_same_groups_under_dynamic_sampling(tmp_path: Path, cache_dir: Path) -> None:
+    """Each rank generates its share of every round; both decide the kept groups from the gathered counts
+    (a divergence would fail the controllers' digest check at the step-2 checkpoint), and each trains the
+    kept groups it generated: the step still trains M groups, the discarded rest is counted."""
+    rounds = ["filter.gen_batch_size=12", "filter.max_gen_batches=3", "filter.on_exhausted=train"]
+    extra = ["method=dapo_dynamic_sampling", "allocator=fixed", "trainer.steps=2", *rounds]
+    records = torchrun_train(tmp_path / "filtered", cache_dir, extra)
+    assert [r["step"] for r in records] == [0, 1, 2]
+    for record in records[1:]:
+        assert record["compute/rollouts_generated"] == record["compute/gen_batches"] * 12 * 4
+        trained = record["rollouts/prompts"]
+        assert trained == 8 if not record["filter/exhausted"] else trained == record["filter/kept_groups"]
+        assert record["rollouts/informative_fraction"] == 1.0 and math.isfinite(record["loss/total"])
+    assert any(record["compute/gen_batches"] > 1 for record in records[1:])

@@ -105,3 +105,21 @@ def test_the_vllm_learning_test_fails_when_the_update_sign_is_flipped(
     flip_the_update_sign(monkeypatch)
     gains = learning_gains(tmp_path, cache_dir, ENGINE, seeds=FLIP_SEEDS)
     assert max(gains) < 0, gains
+
+
+def test_dynamic_sampling_with_vllm_keeps_the_sampler_logprobs_of_the_kept_groups(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Rounds of vLLM rollouts, the kept groups cut from them: each trained rollout carries its own
+    sampler log-probs (a mix-up would show in rollout/logprob_diff), the rest is counted as discarded."""
+    rounds = ["filter.max_gen_batches=3", "filter.on_exhausted=train"]  # rounds of all 8 prompts, 8 each
+    overrides = [*VLLM, "trainer.steps=2", "method=dapo_dynamic_sampling", *rounds, f"cache_dir={cache_dir}"]
+    config = compose_config(overrides)
+    train(parse_run_config(config), tmp_path / "run", config, progress=False)
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    for record in records[1:]:
+        assert record["compute/rollouts_generated"] == record["compute/gen_batches"] * 8 * 8
+        assert record["compute/tokens_generated"] >= record["tokens/generated"] > 0
+        assert record["rollout/logprob_diff"] < 1e-4, record["rollout/logprob_diff"]
+        assert record["rollouts/informative_fraction"] == 1.0
+    assert any(record["compute/gen_batches"] > 1 for record in records[1:])  # groups were discarded

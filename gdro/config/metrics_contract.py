@@ -9,6 +9,7 @@ from __future__ import annotations
 
 STEP = "step"
 MODEL = "step (model policies)"
+FILTERED = "step (filter != none)"
 EVAL = "eval"
 
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -37,6 +38,16 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "compute/tokens_generated summed since the run began (null for the simulator)",
     ),
     ("compute/gen_batches", STEP, "generation rounds of the step (1 without a filter)"),
+    (
+        "filter/kept_groups",
+        FILTERED,
+        "groups of the step's rounds that passed the filter, before the cut to M (gdro.core.filters)",
+    ),
+    (
+        "filter/exhausted",
+        FILTERED,
+        "1 when the step hit filter.max_gen_batches with fewer than M kept and trained on them, else 0",
+    ),
     (
         "rollouts/informative_fraction",
         STEP,

@@ -16,6 +16,7 @@ from gdro.config.store import SCHEMA_KEY, SHARED, schema_nodes, schemas
 from gdro.config.trainer import TrainerConfig
 from gdro.core.allocators import BudgetConfig
 from gdro.core.difficulty import ClassifierConfig
+from gdro.core.filters import RoundsConfig
 
 
 @dataclass
@@ -42,6 +43,14 @@ class RunConfig:
     budget: BudgetConfig
     """The allocator's rollout budget (nbar, n_min, n_max)."""
     allocator_config: Any
+    """Its settings: an instance of the registered config dataclass; None without options."""
+    filter: str
+    """The group filter choice's name (a label, e.g. dynamic_sampling)."""
+    filter_schema: str
+    """The registered filter it configures (gdro.core.registry.FILTERS)."""
+    rounds: RoundsConfig
+    """The filter's generation rounds (gen_batch_size, max_gen_batches, on_exhausted)."""
+    filter_config: Any
     """Its settings: an instance of the registered config dataclass; None without options."""
     classifier: ClassifierConfig
     """The difficulty classifier's settings."""
@@ -126,6 +135,7 @@ def parse_run_config(config: dict[str, Any]) -> RunConfig:
     config = {key: value for key, value in config.items() if key != "hydra"}
     sampler = parse_controller(config["sampler"], "sampler")
     allocator = parse_controller(config["allocator"], "allocator")
+    group_filter = parse_controller(config["filter"], "filter")
     run = RunConfig(
         seed=_check_type(config["seed"], int, "seed"),
         resume=_check_type(config.get("resume"), str | None, "resume"),
@@ -137,6 +147,10 @@ def parse_run_config(config: dict[str, Any]) -> RunConfig:
         allocator_schema=allocator.schema,
         budget=allocator.shared,
         allocator_config=allocator.config,
+        filter=group_filter.name,
+        filter_schema=group_filter.schema,
+        rounds=group_filter.shared,
+        filter_config=group_filter.config,
         classifier=_group(config, "classifier"),
         model=_group(config, "model"),
         dataset=_group(config, "dataset"),
@@ -164,6 +178,7 @@ def _check_combinations(run: RunConfig) -> None:
     except ValueError as error:
         raise ConfigError(str(error)) from error
     _check_controllers(run)
+    _check_rounds(run)
     if isinstance(run.policy, SimPolicyConfig):
         if run.trainer.backend != "torch":
             raise ConfigError(
@@ -211,3 +226,27 @@ def _check_controllers(run: RunConfig) -> None:
                 f"can hold, classifier.window * allocator.n_max = {most}: no prompt's success rate would ever "
                 "be used; lower allocator.min_rollouts or raise classifier.window"
             )
+
+
+def _check_rounds(run: RunConfig) -> None:
+    """The filter's rounds against the batch: filter=none trains one round of M prompts; a round of
+    gen_batch_size prompts must fit the prompts and the rollout budget (nbar * gen_batch_size whole)."""
+    batch, rounds = run.trainer.prompts_per_step, run.rounds
+    size = rounds.round_size(batch)
+    if run.filter_schema == "none":
+        if size != batch or rounds.max_gen_batches != 0 or rounds.on_exhausted != "error":
+            raise ConfigError(
+                "filter=none trains every group of one round of trainer.prompts_per_step prompts: leave "
+                "filter.gen_batch_size (null), filter.max_gen_batches (0) and filter.on_exhausted (error) "
+                "unset, or choose a filter (filter=dynamic_sampling, filter=accuracy_band)"
+            )
+        return
+    if run.num_prompts is not None and size > run.num_prompts:
+        source = "policy.num_prompts" if isinstance(run.policy, SimPolicyConfig) else "dataset.num_train"
+        raise ConfigError(
+            f"filter.gen_batch_size={size} exceeds {source}={run.num_prompts}; lower filter.gen_batch_size"
+        )
+    try:
+        run.budget.total(size)
+    except ValueError as error:
+        raise ConfigError(f"{error} (a round of filter.gen_batch_size={size} prompts)") from error

@@ -9,7 +9,7 @@ choice changes, for example `conf/model/qwen3_8b.yaml`:
 
 `base_<schema>` holds the dataclass's defaults (`???`, OmegaConf's mandatory value, for a field without
 one, such as a pretrained model's `hf_id`) plus `_schema_`, the key `parse_run_config` reads to pick the
-dataclass that validates the group. The controller groups (`sampler/`, `allocator/`) take their schemas
+dataclass that validates the group. The controller groups (`sampler/`, `allocator/`, `filter/`) take their schemas
 from the registries of `gdro.core.registry`: one `base_<name>` per registered controller, named presets
 such as `conf/sampler/prompt_gdro_paper.yaml` extend it. So a new model, dataset or preset is a new YAML
 file; a new controller registers itself; a new kind of component is one dataclass added to `GROUPS`.
@@ -31,16 +31,17 @@ from gdro.config.runtime import HFPolicyConfig, LoggerConfig, SimPolicyConfig
 from gdro.config.trainer import TrainerConfig
 from gdro.core.allocators import BudgetConfig
 from gdro.core.difficulty import ClassifierConfig
-from gdro.core.registry import ALLOCATORS, SAMPLERS, Registry
+from gdro.core.filters import RoundsConfig
+from gdro.core.registry import ALLOCATORS, FILTERS, SAMPLERS, Registry
 
 SCHEMA_KEY = "_schema_"
 
-CONTROLLERS: dict[str, Registry] = {"sampler": SAMPLERS, "allocator": ALLOCATORS}
+CONTROLLERS: dict[str, Registry] = {"sampler": SAMPLERS, "allocator": ALLOCATORS, "filter": FILTERS}
 """Config groups whose schemas are the entries of a registry (one `base_<name>` node per entry)."""
 
-SHARED: dict[str, type] = {"allocator": BudgetConfig}
+SHARED: dict[str, type] = {"allocator": BudgetConfig, "filter": RoundsConfig}
 """Settings every entry of a controller group takes besides its own: the allocators' rollout budget
-(nbar, n_min, n_max)."""
+(nbar, n_min, n_max), the filters' generation rounds (gen_batch_size, max_gen_batches, on_exhausted)."""
 
 GROUPS: dict[str, dict[str, type]] = {
     "classifier": {"pass_at_k": ClassifierConfig},

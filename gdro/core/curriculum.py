@@ -3,7 +3,8 @@
     plan(M):    the sampler picks (or reweights) M prompts, the classifier bins them from history before
                 this step, the allocator gives each its n_i (from the bins, or from the prompts' own
                 history in the classifier);
-    observe():  the classifier records the step (any-correct and per-rollout counts), then the sampler and
+    observe():  the classifier records the step (any-correct and per-rollout counts; with a filter, every
+                group its rounds generated), then the sampler and
                 the allocator update from the prompts' own windowed success rates p1(x) (and the
                 surrogate losses when the trainer provides them); the step's `BinReport` carries the
                 per-bin series and the docs/algorithm.md §8 measures (`gdro.core.curriculum_metrics`).
@@ -38,6 +39,16 @@ class StepPlan:
     rollouts_per_prompt: np.ndarray
     advantage_weights: np.ndarray
     bin_weights: np.ndarray
+
+
+@dataclass
+class GeneratedGroups:
+    """Groups generated in a step, trained or not, in generation order: prompt_ids [K], rollouts_per_prompt
+    [K] (n_i), correct_per_prompt [K] (c_i)."""
+
+    prompt_ids: np.ndarray
+    rollouts_per_prompt: np.ndarray
+    correct_per_prompt: np.ndarray
 
 
 @dataclass
@@ -107,13 +118,22 @@ class Curriculum:
         correct_per_prompt: np.ndarray,
         surrogate_loss: np.ndarray | None = None,
         tokens_per_prompt: np.ndarray | None = None,
+        generated: GeneratedGroups | None = None,
     ) -> BinReport:
         """Record the step's outcome (c_i correct of n_i), update both adversaries, report per bin.
 
         tokens_per_prompt: [M] completion tokens summed over each prompt's rollouts (None: not counted).
+        generated: every group a filter's rounds generated, trained or not (None: the plan's groups). The
+        classifier records all of them (it learns from all the rollouts paid for); the sampler and the
+        allocator update on the trained batch `plan`, the groups whose surrogate losses exist.
         """
         correct = np.asarray(correct_per_prompt, dtype=np.int64)
-        self.classifier.record(plan.prompt_ids, plan.rollouts_per_prompt, correct)
+        if generated is None:
+            self.classifier.record(plan.prompt_ids, plan.rollouts_per_prompt, correct)
+        else:
+            self.classifier.record(
+                generated.prompt_ids, generated.rollouts_per_prompt, generated.correct_per_prompt
+            )
         result = StepResult(
             prompt_ids=plan.prompt_ids,
             bins=plan.bins,

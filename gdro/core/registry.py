@@ -13,7 +13,7 @@ extend a registered entry's node and state the fields that differ.
 Where entries come from: a family imports its in-tree package (`gdro.core.samplers`, ...) and every module
 in it the first time it is read, then every module listed in the environment variable `GDRO_PLUGINS` (comma-separated module
 names, importable from `PYTHONPATH`), so a controller kept outside this repository registers before any
-config is composed. A new family (e.g. filters) is one more `Registry(...)` line here.
+config is composed. A new family is one more `Registry(...)` line here.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from gdro.core.allocators.base import Allocator
     from gdro.core.allocators.budget import BudgetConfig
+    from gdro.core.filters.base import GroupFilter
     from gdro.core.samplers.base import Sampler
 
 PLUGINS_VARIABLE = "GDRO_PLUGINS"
@@ -114,6 +115,9 @@ SAMPLERS = Registry("sampler", builtin="gdro.core.samplers")
 ALLOCATORS = Registry("allocator", builtin="gdro.core.allocators")
 """Rollout allocators: built as `cls(num_groups, budget[, config][, seed=seed])` (see `build_allocator`)."""
 
+FILTERS = Registry("filter", builtin="gdro.core.filters")
+"""Group filters of the generation rounds: built as `cls([config])` (see `build_filter`)."""
+
 
 def _build(entry: Registered, args: tuple[Any, ...], config: object | None, seed: int) -> Any:
     """`entry.build(*args, [config], [seed=seed])`: the config only for an entry with settings, the seed only
@@ -141,3 +145,8 @@ def build_allocator(
 ) -> Allocator:
     """The allocator registered as `name` with its settings `config` and the batch's rollout `budget`."""
     return _build(ALLOCATORS[name], (num_groups, budget), config, seed)
+
+
+def build_filter(name: str, config: object | None) -> GroupFilter:
+    """The group filter registered as `name` with its settings `config` (None for one without options)."""
+    return _build(FILTERS[name], (), config, seed=0)

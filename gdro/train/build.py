@@ -17,10 +17,11 @@ from gdro.config import (
 )
 from gdro.core.curriculum import Curriculum
 from gdro.core.difficulty import DifficultyClassifier
-from gdro.core.registry import build_allocator, build_sampler
+from gdro.core.registry import build_allocator, build_filter, build_sampler
 from gdro.sim.simulator import SimulatorConfig
 from gdro.train.learner import Learner
 from gdro.train.parallel.world import World
+from gdro.train.rounds import StepRounds
 from gdro.train.sim_learner import SimLearner
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ def build_curriculum(run: RunConfig, num_prompts: int) -> Curriculum:
         build_sampler(run.sampler_schema, run.sampler_config, num_prompts, groups, seed=run.seed),
         build_allocator(run.allocator_schema, run.allocator_config, groups, run.budget, seed=run.seed),
     )
+
+
+def build_rounds(run: RunConfig) -> StepRounds:
+    """The step's generation rounds with the configured filter (`filter=none`: one round, all trained)."""
+    group_filter = build_filter(run.filter_schema, run.filter_config)
+    return StepRounds(group_filter, run.rounds, run.trainer.prompts_per_step, run.filter_schema)
 
 
 def build_learner(run: RunConfig, world: World | None = None) -> Learner:

@@ -1,11 +1,15 @@
 """One GRPO step on a transformers model, read top to bottom (docs/algorithm.md §1, §3, §4b).
 
 Given the curriculum's plan (prompt ids, n_i, advantage multipliers w_i), `grpo_step` runs
+`generate_round` (steps 1-2) then `update` (steps 3-6); a filter's round driver (`gdro.train.rounds`)
+calls `generate_round` once per round and `update` once on the groups it kept:
   1. generate: n_i completions per prompt (token ids in, token ids out) from the rollout engine (HF
-     `generate` on the actor, or vLLM, seeded per (run seed, step, prompt id)); the engine then sleeps;
-  2. reward:   r_ij = +1 / -1 from the task's reward (worker processes for math-verify);
-  3. advantages: A_ij = group advantage keyed by prompt id (groups of unequal size), clipped;
-     A~_ij = w_i A_ij;
+     `generate` on the actor, or vLLM, seeded per (run seed, step, prompt id), and the round from the
+     second on: `rollout_stream`);
+  2. reward:   r_ij = +1 / -1 from the task's reward (worker processes for math-verify); each group's
+     correct and token counts, gathered from every rank; the engine sleeps when `update` begins;
+  3. advantages: A_ij = group advantage keyed by prompt id (groups of unequal size; a prompt drawn again
+     in a later round is a group of its own), clipped; A~_ij = w_i A_ij;
   4. old / ref log-probs of every PPO mini-batch (whole prompt groups), before any update, at the
      rollout temperature T: log softmax(z / T), the distribution the rollouts came from; with an engine
      that reports its own log-probs (vLLM), truncated importance weights correct its samples to pi_old
@@ -28,7 +32,9 @@ With several ranks (`trainer.backend=deepspeed` under torchrun) each rank takes 
 (`gdro.train.parallel.sharding`, balanced by expected tokens) through steps 1-5, the actor's loss
 denominators are the global counts, and step 6 gathers every rank's share in one call and adds them up
 (`whole_batch`), so every rank returns the whole batch's outcome and the curriculum sees all of it
-(every rank's surrogate losses, not rank 0's alone).
+(every rank's surrogate losses, not rank 0's alone). With a filter, a kept group is trained on the rank
+that generated it: the ranks' shares of the trained batch are then balanced only as far as the filter
+keeps the same share of each rank's groups (a rank may train more groups than another in a step).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from gdro.core.grpo import group_advantages
 from gdro.core.rollout_correction import rollout_is_weights
 from gdro.engines.base import Generations
 from gdro.train.actor import ActorStats
-from gdro.train.learner import StepOutcome
+from gdro.train.learner import GeneratedRound, StepOutcome
 from gdro.train.nonfinite import require_finite
 from gdro.train.parallel.sharding import rank_groups
 from gdro.train.rng import side_stream_seed
@@ -57,31 +63,140 @@ if TYPE_CHECKING:
 
 
 def grpo_step(learner: HFLearner, plan: StepPlan, on_policy_shortcut: bool = True) -> StepOutcome:
-    """Generate, reward and update on the plan's prompts; see the module docstring.
-    on_policy_shortcut=False scores the first mini-batch's pi_old in a pass of its own as well."""
+    """Generate, reward and update on the plan's prompts (one round, every group trained); see the module
+    docstring. on_policy_shortcut=False scores the first mini-batch's pi_old in a pass of its own as well."""
+    everything = np.arange(len(plan.prompt_ids))
+    return update(learner, plan, [generate_round(learner, plan, 0)], [everything], on_policy_shortcut)
+
+
+def rollout_stream(prompt_id: int, round_index: int) -> str:
+    """The side stream of a prompt's rollouts in a step: `rollout/<id>` in the first round (round_index 0),
+    `rollout/<id>/round<r>` in round r >= 2, so a step with one round draws what it always drew."""
+    return f"rollout/{prompt_id}" if round_index == 0 else f"rollout/{prompt_id}/round{round_index + 1}"
+
+
+@dataclass
+class RankRollouts:
+    """This rank's rollouts of one round: its generations, the round batch position of each ([R]), their
+    rewards ([R], +-1) and the reward's deadline hits."""
+
+    generations: Generations
+    owner: np.ndarray
+    rewards: np.ndarray
+    timeouts: float
+
+
+def generate_round(learner: HFLearner, plan: StepPlan, round_index: int) -> GeneratedRound:
+    """Steps 1-2 of the module docstring for one generation round: this rank's prompt groups generated and
+    rewarded; every rank's correct and token counts per group gathered, so a filter decides the same on
+    every rank. The engine stays awake for a further round (`update` puts it to sleep)."""
     s, task, world = learner.settings, learner.task, learner.world
-    actor, engine = learner.actor, learner.engine
     batch_size = len(plan.prompt_ids)
     # 1. generate this rank's prompt groups (all of them in one process)
     lengths = np.array([len(task.prompt_token_ids[i]) for i in plan.prompt_ids])
     mine = rank_groups(plan.rollouts_per_prompt, lengths, s.max_new_tokens / 2, world)
     prompts = [task.prompt_token_ids[i] for i in plan.prompt_ids[mine]]
     step = learner.scheduler.last_epoch + 1  # steps done so far + 1 (restored on resume)
-    seeds = [side_stream_seed(learner.seed, step, f"rollout/{i}") for i in plan.prompt_ids[mine]]
-    generations = engine.generate(
+    seeds = [
+        side_stream_seed(learner.seed, step, rollout_stream(i, round_index)) for i in plan.prompt_ids[mine]
+    ]
+    generations = learner.engine.generate(
         prompts, plan.rollouts_per_prompt[mine].tolist(), learner.rollout_sampling, seeds
     )
-    engine.sleep()
     owner = mine[generations.prompt_index]  # [R] batch position of each of this rank's rollouts
-    prompt_ids, completion_ids = generations.prompt_token_ids, generations.completion_token_ids
     # 2. reward
     answers = [task.answers[plan.prompt_ids[i]] for i in owner]
     rewards = task.reward.rewards(generations.texts, answers)
     require_finite([torch.as_tensor(rewards, dtype=torch.float64)], "the rewards are")
-    # 3. advantages x w
+    tokens = np.array([len(c) for c in generations.completion_token_ids], dtype=np.int64)
+    counts = world.gather(
+        (
+            np.bincount(owner, weights=rewards > 0, minlength=batch_size).astype(np.int64),
+            np.bincount(owner, weights=tokens, minlength=batch_size).astype(np.int64),
+        )
+    )
+    return GeneratedRound(
+        plan,
+        correct_per_prompt=sum(correct for correct, _ in counts),
+        tokens_per_prompt=sum(tokens for _, tokens in counts),
+        rollouts=RankRollouts(generations, owner, np.asarray(rewards), float(task.reward.timeouts)),
+    )
+
+
+def _trained_rollouts(rounds: list[GeneratedRound], chosen: list[np.ndarray]) -> RankRollouts:
+    """This rank's rollouts of the trained groups, round after round in generation order, each owned by
+    its position in the trained batch (round r's `chosen[r]`, after the earlier rounds' groups); the
+    deadline hits of every round. One round with every group chosen gives its rollouts as they are."""
+    parts: list[RankRollouts] = []
+    offset = 0
+    for generated, positions in zip(rounds, chosen, strict=True):
+        mine: RankRollouts = generated.rollouts
+        trained_position = np.full(len(generated.plan.prompt_ids), -1)
+        trained_position[positions] = offset + np.arange(len(positions))
+        rows = np.flatnonzero(trained_position[mine.owner] >= 0)
+        parts.append(_rows(mine, rows, trained_position[mine.owner[rows]]))
+        offset += len(positions)
+    if len(parts) == 1:
+        return parts[0]
+    generations = [part.generations for part in parts]
+    logprobs = [g.sampler_logprobs for g in generations]
+    return RankRollouts(
+        Generations(
+            prompt_index=np.concatenate([g.prompt_index for g in generations]),
+            prompt_token_ids=[row for g in generations for row in g.prompt_token_ids],
+            completion_token_ids=[row for g in generations for row in g.completion_token_ids],
+            texts=[text for g in generations for text in g.texts],
+            finish_reasons=[reason for g in generations for reason in g.finish_reasons],
+            sampler_logprobs=None if logprobs[0] is None else [row for rows in logprobs for row in rows],
+        ),
+        owner=np.concatenate([part.owner for part in parts]),
+        rewards=np.concatenate([part.rewards for part in parts]),
+        timeouts=sum(generated.rollouts.timeouts for generated in rounds),
+    )
+
+
+def _rows(rollouts: RankRollouts, rows: np.ndarray, owner: np.ndarray) -> RankRollouts:
+    """The rollouts `rows` of one round, owned by `owner`; all of them, in order, as they are."""
+    if len(rows) == len(rollouts.owner):
+        return RankRollouts(rollouts.generations, owner, rollouts.rewards, rollouts.timeouts)
+    g = rollouts.generations
+    return RankRollouts(
+        Generations(
+            prompt_index=g.prompt_index[rows],
+            prompt_token_ids=[g.prompt_token_ids[r] for r in rows],
+            completion_token_ids=[g.completion_token_ids[r] for r in rows],
+            texts=[g.texts[r] for r in rows],
+            finish_reasons=[g.finish_reasons[r] for r in rows],
+            sampler_logprobs=None if g.sampler_logprobs is None else [g.sampler_logprobs[r] for r in rows],
+        ),
+        owner,
+        rollouts.rewards[rows],
+        rollouts.timeouts,
+    )
+
+
+def update(
+    learner: HFLearner,
+    plan: StepPlan,
+    rounds: list[GeneratedRound],
+    chosen: list[np.ndarray],
+    on_policy_shortcut: bool = True,
+) -> StepOutcome:
+    """Steps 3-6 of the module docstring on the trained batch `plan`: round r's positions `chosen[r]`, in
+    round order (each kept group stays on the rank that generated it)."""
+    s, world = learner.settings, learner.world
+    actor, engine = learner.actor, learner.engine
+    engine.sleep()
+    batch_size = len(plan.prompt_ids)
+    step = learner.scheduler.last_epoch + 1
+    trained = _trained_rollouts(rounds, chosen)
+    generations, owner, rewards = trained.generations, trained.owner, trained.rewards
+    prompt_ids, completion_ids = generations.prompt_token_ids, generations.completion_token_ids
+    # 3. advantages x w, per group: keyed by prompt id, and by round when a prompt came back in a later one
+    round_of = np.repeat(np.arange(len(chosen)), [len(positions) for positions in chosen])[owner]
     advantages = group_advantages(
         torch.tensor(rewards, dtype=torch.float32),
-        torch.as_tensor(plan.prompt_ids[owner]),
+        torch.as_tensor(round_of * learner.num_prompts + plan.prompt_ids[owner]),
         std_mode=s.adv_std,
         clip=s.adv_clip,
     )
@@ -148,7 +263,7 @@ def grpo_step(learner: HFLearner, plan: StepPlan, on_policy_shortcut: bool = Tru
             "loss/kl": float(np.mean([u.kl_loss for u in stats])),
             "loss/clip_fraction": float(np.mean([u.clip_fraction for u in stats])),
             "loss/dual_clip_fraction": float(np.mean([u.dual_clip_fraction for u in stats])),
-            "reward/timeouts": float(task.reward.timeouts),
+            "reward/timeouts": trained.timeouts,
         },
         truncated=sum(reason == "length" for reason in generations.finish_reasons),
         rollouts=len(generations.finish_reasons),

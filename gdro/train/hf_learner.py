@@ -2,7 +2,8 @@
 
 `HFLearner` holds the actor (`gdro.train.actor`) and its training backend (`gdro.train.parallel.backends`:
 torch, or DeepSpeed ZeRO), the rollout engine (HF `generate` on the actor, or vLLM), the learning-rate
-schedule, the task and the evaluator. `train_step` is the GRPO step of `gdro.train.grpo_step`;
+schedule, the task and the evaluator. `train_step` is the GRPO step of `gdro.train.grpo_step` (and
+`generate_round` / `update` its halves, for a filter's rounds);
 saving and loading are the backend's (with the schedule, the skipped-update counts and the prompts'
 fingerprint beside them), the weights for the engine's sync and for exports too. A `NonFiniteError`
 raised in a step or an evaluation leaves with the step it happened at (`gdro.train.nonfinite`).
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -24,9 +26,9 @@ from gdro.engines.hf import HFEngine
 from gdro.errors import NonFiniteError
 from gdro.train.actor import Actor, ActorConfig
 from gdro.train.evaluator import Evaluator
-from gdro.train.grpo_step import grpo_step
+from gdro.train.grpo_step import generate_round, grpo_step, update
 from gdro.train.io.export import bf16_state, write_export
-from gdro.train.learner import StepOutcome
+from gdro.train.learner import GeneratedRound, StepOutcome
 from gdro.train.nonfinite import NonFiniteGuard, all_finite, optimizer_tensors
 from gdro.train.parallel.backends import TorchBackend, TrainingBackend
 from gdro.train.parallel.world import World
@@ -101,6 +103,20 @@ class HFLearner:
         """One GRPO step on the plan's prompts (`gdro.train.grpo_step`)."""
         try:
             return grpo_step(self, plan)
+        except NonFiniteError as error:
+            raise error.at(self.steps_done + 1, self.guard.last_finite_loss) from error
+
+    def generate_round(self, plan: StepPlan, round_index: int) -> GeneratedRound:
+        """One generation round of a filtered step (`gdro.train.grpo_step.generate_round`)."""
+        try:
+            return generate_round(self, plan, round_index)
+        except NonFiniteError as error:
+            raise error.at(self.steps_done + 1, self.guard.last_finite_loss) from error
+
+    def update(self, plan: StepPlan, rounds: list[GeneratedRound], chosen: list[np.ndarray]) -> StepOutcome:
+        """The PPO update on the groups kept from the rounds (`gdro.train.grpo_step.update`)."""
+        try:
+            return update(self, plan, rounds, chosen)
         except NonFiniteError as error:
             raise error.at(self.steps_done + 1, self.guard.last_finite_loss) from error
 

@@ -2,7 +2,9 @@
 
 A learner runs the model side of one step (generate n_i rollouts per prompt, reward them, update the
 policy) and evaluates the policy; the curriculum side (which prompts, how many rollouts, which weights) is
-the loop's. `HFLearner` trains a transformers model (`gdro.train.hf_learner`, the step itself in
+the loop's. The step comes in two halves so that a filter can run several generation rounds before one
+update (`gdro.train.rounds`): `generate_round` (generate and reward one round's plan) and `update` (the
+policy update on the groups kept from the rounds); `train_step(plan)` is one round, every group kept. `HFLearner` trains a transformers model (`gdro.train.hf_learner`, the step itself in
 `gdro.train.grpo_step`), `SimLearner` the learning simulator (`gdro.train.sim_learner`).
 """
 
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gdro.core.curriculum import StepPlan
+from gdro.core.curriculum import GeneratedGroups, StepPlan
 
 
 @dataclass
@@ -30,7 +32,9 @@ class StepOutcome:
         learner has no such quantity (the simulator has no loss).
     discarded_rollouts, discarded_tokens: rollouts (and their completion tokens) generated this step but
         not trained (a filter's rejects; 0 today), counted in `compute/*` with the trained ones.
-    gen_batches: generation rounds of the step (1 today).
+    gen_batches: generation rounds of the step (1 without a filter).
+    generated: every group generated this step, kept or not, in generation order, for the classifier;
+        None: exactly the trained batch (no filter).
     """
 
     correct_per_prompt: np.ndarray
@@ -41,16 +45,41 @@ class StepOutcome:
     discarded_rollouts: int = 0
     discarded_tokens: int = 0
     gen_batches: int = 1
+    generated: GeneratedGroups | None = None
+
+
+@dataclass
+class GeneratedRound:
+    """One generation round: its plan, each group's outcome over the whole round (every rank's, the same
+    on every rank: what a filter decides from), and what the learner keeps for the update.
+
+    correct_per_prompt: [m] int, c_i; tokens_per_prompt: [m] completion tokens per group, or None where
+    the learner counts none (the simulator); rollouts: the learner's own record of this rank's rollouts
+    (tokens, rewards), None where it needs none.
+    """
+
+    plan: StepPlan
+    correct_per_prompt: np.ndarray
+    tokens_per_prompt: np.ndarray | None
+    rollouts: Any = None
 
 
 class Learner(Protocol):
-    """Implemented by `HFLearner` (transformers) and `SimLearner` (the learning simulator): one step, the
+    """Implemented by `HFLearner` (transformers) and `SimLearner` (the learning simulator): one step (or its
+    halves: `generate_round` for round `round_index` = 0, 1, ..., `update` on `plan`, the trained batch,
+    made of round r's positions `chosen[r]` in round order), the
     held-out evaluation, the state for checkpoints (`ensure_finite` raises `gdro.train.nonfinite.
     NonFiniteError` before one would hold inf or NaN), the weights for exports."""
 
     num_prompts: int
 
     def train_step(self, plan: StepPlan) -> StepOutcome: ...
+
+    def generate_round(self, plan: StepPlan, round_index: int) -> GeneratedRound: ...
+
+    def update(
+        self, plan: StepPlan, rounds: list[GeneratedRound], chosen: list[np.ndarray]
+    ) -> StepOutcome: ...
 
     def evaluate(self) -> dict[str, float]: ...
 

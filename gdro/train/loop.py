@@ -2,8 +2,10 @@
 
 eval (step 0) -> for t = 1..T:
     plan = curriculum.plan(M)             sampler picks/reweights, classifier bins, allocator sets n_i
-    outcome = learner.train_step(plan)    generate, reward, advantages x w_i, PPO updates (grpo_step.py)
-    curriculum.observe(plan, outcome)     classifier records; both adversaries update
+    outcome = learner.train_step(plan)    generate, reward, advantages x w_i, PPO updates (grpo_step.py);
+                                          with a filter, rounds of plan + generate until M groups pass,
+                                          then the update on them (rounds.py)
+    curriculum.observe(plan, outcome)     classifier records (every generated group); both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T (never of weights or
     optimizer state that are not finite: gdro.train.nonfinite)
     the run's generated rollouts and tokens are summed (`compute/*_total`) and kept in checkpoints; a
@@ -39,7 +41,7 @@ import torch
 from gdro.analysis.viz import CurriculumHistory, heatmap_figure, summary_table
 from gdro.config import RunConfig
 from gdro.core.compute import ComputeTotals
-from gdro.train.build import build_curriculum, build_learner
+from gdro.train.build import build_curriculum, build_learner, build_rounds
 from gdro.train.io.checkpoint import (
     AUTO,
     LATEST,
@@ -117,6 +119,7 @@ def _train(
 ) -> list[dict[str, Any]]:
     """The loop of the module docstring on a built learner."""
     curriculum = build_curriculum(run, learner.num_prompts)
+    rounds = build_rounds(run)
     main = world.is_main
     writer = MetricsWriter(run_dir / METRICS_FILE) if main else None
     logger = build_logger(run.logger, run_dir, resolved_config) if main else None
@@ -163,10 +166,13 @@ def _train(
     progress_display = Progress(start, trainer.steps, enabled=progress)
     for step in range(start + 1, trainer.steps + 1):
         began = time.perf_counter()
-        plan = curriculum.plan(trainer.prompts_per_step)
-        outcome = learner.train_step(plan)
+        plan, outcome = rounds.step(curriculum, learner)  # the trained batch: one plan, or a filter's rounds
         report = curriculum.observe(
-            plan, outcome.correct_per_prompt, outcome.surrogate_loss, outcome.tokens_per_prompt
+            plan,
+            outcome.correct_per_prompt,
+            outcome.surrogate_loss,
+            outcome.tokens_per_prompt,
+            generated=outcome.generated,
         )
         record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
         rollouts_total, tokens_total = totals.add(

@@ -11,7 +11,7 @@ import numpy as np
 
 from gdro.core.curriculum import StepPlan
 from gdro.sim.simulator import LearningSimulator, SimulatorConfig
-from gdro.train.learner import StepOutcome
+from gdro.train.learner import GeneratedRound, StepOutcome
 
 
 class SimLearner:
@@ -41,9 +41,26 @@ class SimLearner:
 
     def train_step(self, plan: StepPlan) -> StepOutcome:
         """Roll out n_i per prompt, learn from the advantage-weighted signal, report the surrogate proxy."""
-        correct, surrogate = self.simulator.step(
-            plan.prompt_ids, plan.rollouts_per_prompt, plan.advantage_weights
+        everything = np.arange(len(plan.prompt_ids))
+        return self.update(plan, [self.generate_round(plan, 0)], [everything])
+
+    def generate_round(self, plan: StepPlan, round_index: int) -> GeneratedRound:
+        """c_i ~ Binomial(n_i, p(x_i)) for the round's prompts, from the simulator's seeded stream (each
+        round draws the next numbers of it: `round_index` changes nothing)."""
+        correct = self.simulator.rollout(plan.prompt_ids, plan.rollouts_per_prompt)
+        return GeneratedRound(plan, correct, tokens_per_prompt=None)
+
+    def update(self, plan: StepPlan, rounds: list[GeneratedRound], chosen: list[np.ndarray]) -> StepOutcome:
+        """The skill update on the trained batch `plan` (round r's positions `chosen[r]`), then the
+        surrogate proxy of its groups."""
+        correct = np.concatenate(
+            [
+                generated.correct_per_prompt[positions]
+                for generated, positions in zip(rounds, chosen, strict=True)
+            ]
         )
+        self.simulator.learn(plan.prompt_ids, plan.rollouts_per_prompt, correct, plan.advantage_weights)
+        surrogate = self.simulator.surrogate_loss(plan.rollouts_per_prompt, correct)
         if self.step_seconds > 0:
             time.sleep(self.step_seconds)
         return StepOutcome(

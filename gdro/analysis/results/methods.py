@@ -1,13 +1,14 @@
 """The methods compared: each a file of conf/method/, named by what its runs' configs hold.
 
-A run's method is `method_key(config)`, "sampler[ [resample]] + allocator" from its resolved config, so
+A run's method is `method_key(config)`, "sampler[ [resample]] + allocator[ + filter]" from its resolved
+config (the filter only when it is not `none`; a config without a filter has none), so
 run folders from any sweep (Hydra multirun or `gdro.analysis.results.sweep`) group the same way. The paper
 presets (`method=prompt_gdro_paper`, `method=rollout_gdro_paper`) also set the classifier's window; their
 sampler or allocator name tells them apart.
 
 `METHODS` is read from conf/method/: each file's `# Table row N: <name>` line gives its place in the
-tables and the name they print, its defaults list (`override /sampler: ...`, `override /allocator: ...`)
-and any `sampler.mode` its key. A new method is a new file there.
+tables and the name they print, its defaults list (`override /sampler: ...`, `override /allocator: ...`,
+`override /filter: ...`) and any `sampler.mode` its key. A new method is a new file there.
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ class Method:
 
 
 def method_key(config: dict[str, Any]) -> str:
-    """E.g. "prompt_gdro [resample] + rollout_gdro", from a resolved run config."""
+    """E.g. "prompt_gdro [resample] + rollout_gdro" or "uniform + fixed + dynamic_sampling", from a
+    resolved run config."""
     sampler = config["sampler"]["name"]
     if config["sampler"].get("mode") == "resample":
         sampler += " [resample]"
-    return f"{sampler} + {config['allocator']['name']}"
+    key = f"{sampler} + {config['allocator']['name']}"
+    group_filter = config.get("filter", {}).get("name", "none")
+    return key if group_filter == "none" else f"{key} + {group_filter}"
 
 
 def method_slug(key: str) -> str:
@@ -72,7 +76,10 @@ def read_method(path: Path) -> tuple[int, Method]:
         for key, choice in entry.items()
     }
     sampler = {"name": choices["sampler"], **values.get("sampler", {})}
-    key = method_key({"sampler": sampler, "allocator": {"name": choices["allocator"]}})
+    group_filter = {"name": choices.get("filter", "none")}
+    key = method_key(
+        {"sampler": sampler, "allocator": {"name": choices["allocator"]}, "filter": group_filter}
+    )
     return int(row.group(1)), Method(key, row.group(2).strip(), path.stem)
 
 
@@ -81,7 +88,7 @@ def read_methods(method_dir: Path = METHOD_DIR) -> tuple[Method, ...]:
     rows = sorted(read_method(path) for path in method_dir.glob("*.yaml"))
     for values, what in (
         ([row for row, _ in rows], "table row"),
-        ([m.key for _, m in rows], "sampler + allocator"),
+        ([m.key for _, m in rows], "method key (sampler + allocator + filter)"),
     ):
         if len(set(values)) != len(values):
             raise ValueError(f"{method_dir}: two methods share a {what}: {values}")
