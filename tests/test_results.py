@@ -22,7 +22,13 @@ from gdro.analysis.results.stats import (
     student_t_central_probability,
     student_t_quantile,
 )
-from gdro.analysis.results.sweep import compose_run_config, plan_sweep, run_sweep, sim_overrides
+from gdro.analysis.results.sweep import (
+    compose_run_config,
+    plan_sweep,
+    run_sweep,
+    sim_budget_overrides,
+    sim_overrides,
+)
 from gdro.analysis.results.table import checkpoint_values, format_estimate, summarize
 from gdro.train.io.metrics import read_metrics
 
@@ -217,7 +223,7 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     short is trained again, alone, to the same records."""
     reproduce = load_script("reproduce_sim")
     argv = ["--seeds", "2", "--steps", "30", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
-    argv += ["--methods", "prompt_gdro", "rollout_gdro"]
+    argv += ["--methods", "prompt_gdro", "rollout_gdro", "--records", str(tmp_path / "records")]
     results_path = reproduce.main(argv)
     run_dirs = find_run_dirs(tmp_path / "runs")
     assert len(run_dirs) == 6
@@ -240,7 +246,7 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
         in partial
     )
     methods = [m for m in METHODS if m.slug in ("uniform-fixed", "prompt_gdro-fixed", "uniform-rollout_gdro")]
-    trained = run_sweep(plan_sweep(tmp_path / "runs", methods, 2, sim_overrides(30)))
+    trained = run_sweep(plan_sweep(tmp_path / "runs", methods, 2, sim_budget_overrides(30)))
     assert [run.run_dir for run in trained] == [run_dirs[0]]
 
     def without_time(text: str) -> list[dict]:
