@@ -36,7 +36,7 @@ from gdro.analysis.results.sweep import (
 from gdro.config import parse_run_config
 from gdro.models.base_model import ensure_base_model
 
-TITLE = "Held-out success on the embedded frontier task, by method"
+TITLE = "Held-out success on the embedded frontier task, by method, at equal generated rollouts"
 COMMON = ("experiment=frontier", "logger=none", "trainer.torch_threads=1")
 EVALS = 6
 

@@ -234,7 +234,14 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     ]
     pooled = mean_interval([r["eval/pass@8"] for r in grpo])
     assert f"| GRPO | 2 | {pooled.mean:.4f} ± {pooled.half_width:.4f} | (baseline) |" in text
-    for name in ("pass_at_8.png", "mean_at_8.png", "curriculum/uniform-rollout_gdro/heatmap_rollouts.png"):
+    assert "## At equal generated compute" in text and "### What each method spent" in text
+    assert len(list((tmp_path / "records").rglob("seed_*.json.gz"))) == 6  # RESULTS.md read these alone
+    for name in (
+        "pass_at_8.png",
+        "mean_at_8.png",
+        "compute_pass_at_8.png",
+        "curriculum/uniform-rollout_gdro/heatmap_rollouts.png",
+    ):
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
     cut = run_dirs[0] / "metrics.jsonl"
