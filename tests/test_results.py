@@ -263,3 +263,8 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
         ]
 
     assert without_time(cut.read_text()) == without_time(original)
+
+    # On another machine: no run folders, the committed records: every folder restored, nothing trained.
+    plan = plan_sweep(tmp_path / "elsewhere", methods, 2, sim_budget_overrides(30))
+    assert run_sweep(plan, records_dir=tmp_path / "records") == []
+    assert all((run.run_dir / "RESTORED_FROM_RECORD").exists() for run in plan)

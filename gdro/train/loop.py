@@ -83,7 +83,7 @@ def train(
     finished = run.resume in (AUTO, LATEST) and is_finished(run_dir, resolved_config)
     if world.broadcast(finished if world.is_main else None):  # nothing is written, not even the lock
         log.info(
-            "%s already holds this run, finished at step %d: nothing to train", run_dir, run.trainer.steps
+            "%s already holds this run, finished (trainer.steps or its budget): nothing to train", run_dir
         )
         return []
     with hold_run_folder(run_dir, run.trainer.lock_wait_s, world, enabled=run.trainer.run_lock):
