@@ -90,3 +90,16 @@ def test_settings_that_cannot_run_are_refused_naming_the_keys(overrides: list[st
     with pytest.raises(ConfigError) as error:
         parse_run_config(compose_config([*SIM, *overrides]))
     assert all(name in str(error.value) for name in names)
+
+
+def test_a_token_budget_ends_a_model_run(tmp_path: Path, cache_dir: Path) -> None:
+    """The tiny model: a budget of one token is reached by the first step, which is evaluated and ends
+    the run (trainer.steps = 4 is only the cap)."""
+    config = compose_config(
+        ["debug=quick", f"cache_dir={cache_dir}", "trainer.steps=4", "trainer.budget_tokens=1"]
+    )
+    train(parse_run_config(config), tmp_path, config, progress=False)
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1]
+    assert records[-1][KEY] == 1.0 and records[-1]["compute/tokens_generated_total"] >= 1
+    assert "eval/pass@2" in records[-1] and is_finished(tmp_path, config)
