@@ -30,7 +30,9 @@ from gdro.analysis.results.report import load_results
 from gdro.analysis.results.runs import group_by_method, load_result
 from gdro.analysis.results.stats import mean_interval, paired_gain
 from gdro.analysis.results.table import summarize
+from gdro.config import parse_run_config
 from gdro.train.io.run_folder import is_finished
+from gdro.train.loop import train
 
 BUDGET = 5120  # 20 steps of GRPO's 256 rollouts (M = 64, nbar = 4)
 GRPO_Y = [(0.5, 0.6), (0.6, 0.7), (0.55, 0.75)]  # per seed: (y at half the budget, y at the budget)
@@ -176,3 +178,16 @@ def test_compact_records_are_thinned_exact_and_restore_a_finished_folder(runs: P
     assert restore_run_folder(path, restored)
     assert (restored / RESTORED).exists() and is_finished(restored, record["config"])
     assert not export_run(restored, tmp_path / "again.json.gz")  # a restored folder is not re-exported
+
+
+def test_the_record_of_a_1000_step_simulator_run_is_at_most_50_kb(tmp_path: Path) -> None:
+    """Prompt-GDRO resample, the largest record of the simulator sweep (its bins move the most)."""
+    config = compose_config(
+        ["policy=sim", "logger=none", "method=prompt_gdro_resample", "trainer.steps=1000"]
+        + ["trainer.save_every=1000", "trainer.eval_every=100"]
+    )
+    train(parse_run_config(config), tmp_path / "run", config, progress=False)
+    path = tmp_path / "record.json.gz"
+    assert export_run(tmp_path / "run", path)
+    assert path.stat().st_size <= 50_000
+    assert len(read_record(path)["records"]) == 51  # step 0 and every 20th step (the evals among them)

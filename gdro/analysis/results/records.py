@@ -9,7 +9,7 @@ bytes):
                step record with k = ceil(T_run / STEP_RECORDS) (T_run: the run's last step), all keys kept
 
 so the held-out curves (evaluations) are exact, the cost and spend tables exact (totals), and the
-curriculum plots drawn from about STEP_RECORDS steps. A 1000-step simulator run is about 20 KB.
+curriculum plots drawn from about STEP_RECORDS steps. A 1000-step simulator run is 10 to 30 KB.
 
 `restore_run_folder` writes a record back as a run folder's config.json and metrics.jsonl (thinned): the
 folder then reads as finished (`gdro.train.io.run_folder.is_finished`), so a sweep, or `train.py` under
@@ -28,7 +28,7 @@ from gdro.analysis.results.activity import adversary_activity
 from gdro.train.io.metrics import read_metrics
 from gdro.train.io.run_folder import CONFIG_FILE, METRICS_FILE, ends_run, read_config
 
-STEP_RECORDS = 100
+STEP_RECORDS = 50
 """About this many step records are kept per run (every k-th step)."""
 SUFFIX = ".json.gz"
 RESTORED = "RESTORED_FROM_RECORD"
