@@ -104,21 +104,36 @@ bench-trainer: $(STAMP)
 bench-step-phases: $(STAMP)
 	$(PY) scripts/bench_step_phases.py $(ARGS)
 
-# Every method of conf/method/ on the learning simulator, 20 seeds each at equal rollouts (a few minutes), then
-# experiments/sim/RESULTS.md and its figures. Resumable: finished runs in outputs/reproduce-sim/ are skipped.
-#   make reproduce-sim [SEEDS=20] [STEPS=1000] [JOBS=2]
+# Every method of conf/method/ on the learning simulator, 20 seeds each at equal generated rollouts (BUDGET;
+# default STEPS x M x nbar, GRPO's), then experiments/sim/RESULTS.md and its figures from the compact run
+# records in experiments/sim/runs/ (commit them). Resumable: finished runs in outputs/reproduce-sim/ and runs
+# whose record is in experiments/sim/runs/ are not trained again.
+#   make reproduce-sim [SEEDS=20] [STEPS=1000] [BUDGET=rollouts] [JOBS=2] [METHODS="rollout_gdro ..."]
 .PHONY: reproduce-sim
 reproduce-sim: $(STAMP)
-	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2)
+	$(PY) scripts/reproduce_sim.py --seeds $(or $(SEEDS),20) --steps $(or $(STEPS),1000) --jobs $(or $(JOBS),2) \
+		$(if $(BUDGET),--budget $(BUDGET)) $(if $(METHODS),--methods $(METHODS))
 
-# Every method of conf/method/ on the embedded frontier task (experiment=frontier), SEEDS seeds each, as Hydra
-# multiruns side by side (JOBS processes, one torch thread per run), from one cached base model; then
-# experiments/embedded/RESULTS.md. Resumable: finished runs in outputs/reproduce-embedded/ train nothing.
-#   make reproduce-embedded [SEEDS=5] [JOBS=2] [METHODS="rollout_gdro sqrt_optimal"]
+# Every method of conf/method/ on the embedded frontier task (experiment=frontier), SEEDS seeds each at equal
+# generated rollouts (BUDGET; default 150 x 32 x 4 = 19,200, GRPO's), as Hydra multiruns side by side (JOBS
+# processes, one torch thread per run), from one cached base model; then experiments/embedded/RESULTS.md
+# from the compact run records in experiments/embedded/runs/ (commit them). Resumable: finished runs in
+# outputs/reproduce-embedded/ and runs whose record is committed train nothing.
+#   make reproduce-embedded [SEEDS=5] [JOBS=2] [BUDGET=rollouts] [METHODS="rollout_gdro sqrt_optimal"]
 .PHONY: reproduce-embedded
 reproduce-embedded: $(STAMP)
 	$(PY) scripts/reproduce_embedded.py --seeds $(or $(SEEDS),5) --jobs $(or $(JOBS),2) \
-		$(if $(METHODS),--methods $(METHODS))
+		$(if $(BUDGET),--budget $(BUDGET)) $(if $(METHODS),--methods $(METHODS))
+
+# RESULTS.md and the figures again from the committed run records alone (no training).
+#   make results-sim | make results-embedded
+.PHONY: results-sim results-embedded
+results-sim: $(STAMP)
+	$(PY) scripts/make_results.py --runs experiments/sim/runs --out experiments/sim \
+		--title "Held-out success on the learning simulator, by method, at equal generated rollouts"
+results-embedded: $(STAMP)
+	$(PY) scripts/make_results.py --runs experiments/embedded/runs --out experiments/embedded \
+		--title "Held-out success on the embedded frontier task, by method, at equal generated rollouts"
 
 # The paper's Table 1 and the ablations as Hydra multiruns, one per (scale, method) (experiments/*.yaml;
 # scripts/paper_grid.py). DRY=1 prints every resolved job with its GPU-hours and launches nothing; cluster

@@ -1,9 +1,12 @@
-"""Write RESULTS.md, one figure per metric and the curriculum plots from a folder of run folders.
+"""Write RESULTS.md, the figures and the curriculum plots from a folder of compact run records or of run
+folders.
 
     python scripts/make_results.py --runs DIR --out experiments/sim [--metric pass@8 --metric mean@8]
 
-Every finished run under DIR (a folder with metrics.jsonl and config.json, at any depth) is grouped by
-method (`gdro.analysis.results.methods.method_key`), and each method is compared with GRPO paired by seed.
+DIR holds compact run records (`gdro.analysis.results.records`, e.g. the committed experiments/sim/runs/:
+`make results-sim`), or else run folders (metrics.jsonl and config.json, at any depth). Every finished run
+is grouped by method (`gdro.analysis.results.methods.method_key`) and compared with GRPO paired by seed, also
+at equal generated compute (`gdro.analysis.results.equal_compute`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""Every method of conf/method/ on the embedded frontier task (`experiment=frontier`), SEEDS seeds each, then the results.
+"""Every method of conf/method/ on the embedded frontier task (`experiment=frontier`), SEEDS seeds each at
+equal generated rollouts, then the results.
 
-    python scripts/reproduce_embedded.py [--seeds 5] [--jobs 2] [--runs DIR] [--out experiments/embedded]
-        [--methods grpo rollout_gdro ...] [-- OVERRIDE ...]
+    python scripts/reproduce_embedded.py [--seeds 5] [--jobs 2] [--budget B] [--runs DIR]
+        [--records experiments/embedded/runs] [--out experiments/embedded] [--methods grpo ...] [-- OVERRIDE ...]
 
-Builds the one base model every run starts from (cached), trains the sweep as Hydra multiruns side by side
-(`gdro.analysis.results.multirun`: one torch thread per run, resumable), then writes OUT/RESULTS.md with
-`gdro.analysis.results.report.write_results`. Every run spends the same rollouts (same steps, nbar x M).
-`make reproduce-embedded` runs it.
+Every run gets the same budget of B generated rollouts (`trainer.budget_rollouts`; default what GRPO
+generates in the experiment's steps: 150 x 32 x 4 = 19,200) and evaluates at each sixth of it;
+trainer.steps is the cap, raised to what GRPO needs. Builds the one base model every run starts from
+(cached), restores the run folders of the runs whose compact record is in RECORDS (they train nothing),
+trains the sweep as Hydra multiruns side by side (`gdro.analysis.results.multirun`: one torch thread per
+run, resumable), writes each finished run's record to RECORDS, then OUT/RESULTS.md from the records alone
+with `gdro.analysis.results.report.write_results`. `make reproduce-embedded` runs it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,20 @@ from pathlib import Path
 from gdro.analysis.results.methods import GRPO, METHODS
 from gdro.analysis.results.multirun import multirun_commands, run_side_by_side
 from gdro.analysis.results.report import write_results
-from gdro.analysis.results.sweep import compose_run_config
+from gdro.analysis.results.sweep import (
+    budget_overrides,
+    compose_run_config,
+    export_records,
+    plan_sweep,
+    restore_records,
+    rollouts_per_step,
+)
 from gdro.config import parse_run_config
 from gdro.models.base_model import ensure_base_model
 
-TITLE = "Held-out success on the embedded frontier task, by method"
+TITLE = "Held-out success on the embedded frontier task, by method, at equal generated rollouts"
 COMMON = ("experiment=frontier", "logger=none", "trainer.torch_threads=1")
+EVALS = 6
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -39,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (processes)")
     parser.add_argument("--runs", type=Path, default=Path("outputs/reproduce-embedded"), help="run folders")
     parser.add_argument(
+        "--budget", type=int, help="generated rollouts per run (default: GRPO's in the experiment)"
+    )
+    parser.add_argument(
+        "--records", type=Path, default=Path("experiments/embedded/runs"), help="compact run records"
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("experiments/embedded"), help="folder for RESULTS.md"
     )
     parser.add_argument(
@@ -49,8 +67,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of every run, after --")
     args = parser.parse_args(argv)
     methods = [m for m in METHODS if args.methods is None or m is GRPO or m.choice in args.methods]
-    common = [*COMMON, *args.overrides]
+    config = compose_run_config([*COMMON, *args.overrides])
+    steps, per_step = config["trainer"]["steps"], rollouts_per_step(config)
+    budget = args.budget or steps * per_step
+    common = [*COMMON, *args.overrides, *budget_overrides(budget, per_step, steps, EVALS)]
     run = parse_run_config(compose_run_config(common))
+    plan = plan_sweep(args.runs.resolve(), methods, args.seeds, common, lambda method: method.choice)
+    print(f"{restore_records(plan, args.records)} run folders restored from {args.records}", flush=True)
     began = time.perf_counter()
     ensure_base_model(
         Path(run.cache_dir), run.dataset.task(), run.model.architecture(), run.model.warm_start, device="cpu"
@@ -60,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(shlex.join(command[1:]), flush=True)
     run_side_by_side(commands, args.runs / "logs")
     print(f"sweep: {time.perf_counter() - began:.0f} s", flush=True)
+    print(f"{export_records(plan, args.records)} records written to {args.records}", flush=True)
     command = shlex.join(["python", "scripts/reproduce_embedded.py", *argv])
-    path = write_results(args.runs, args.out, command, TITLE)
+    path = write_results(args.records, args.out, command, TITLE)
     print(f"wrote {path} ({time.perf_counter() - began:.0f} s in all)")
     return path
 

@@ -56,7 +56,8 @@ def test_reproduce_embedded_end_to_end_at_ci_size(tmp_path: Path) -> None:
     """2 methods x 2 seeds: every run in RUNS/<method>/seed_<s>, RESULTS.md from them; a rerun trains
     nothing and leaves every metrics.jsonl as it was."""
     runs, out = tmp_path / "runs", tmp_path / "out"
-    argv = ["--seeds", "2", "--runs", str(runs), "--out", str(out), "--methods", "rollout_gdro", "--"]
+    argv = ["--seeds", "2", "--runs", str(runs), "--out", str(out), "--methods", "rollout_gdro"]
+    argv += ["--records", str(tmp_path / "records"), "--"]
     argv += [*TINY, f"cache_dir={tmp_path / 'cache'}"]
     results_path = load_script("reproduce_embedded").main(argv)
     folders = sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("metrics.jsonl"))

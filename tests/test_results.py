@@ -22,7 +22,13 @@ from gdro.analysis.results.stats import (
     student_t_central_probability,
     student_t_quantile,
 )
-from gdro.analysis.results.sweep import compose_run_config, plan_sweep, run_sweep, sim_overrides
+from gdro.analysis.results.sweep import (
+    compose_run_config,
+    plan_sweep,
+    run_sweep,
+    sim_budget_overrides,
+    sim_overrides,
+)
 from gdro.analysis.results.table import checkpoint_values, format_estimate, summarize
 from gdro.train.io.metrics import read_metrics
 
@@ -217,7 +223,7 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     short is trained again, alone, to the same records."""
     reproduce = load_script("reproduce_sim")
     argv = ["--seeds", "2", "--steps", "30", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
-    argv += ["--methods", "prompt_gdro", "rollout_gdro"]
+    argv += ["--methods", "prompt_gdro", "rollout_gdro", "--records", str(tmp_path / "records")]
     results_path = reproduce.main(argv)
     run_dirs = find_run_dirs(tmp_path / "runs")
     assert len(run_dirs) == 6
@@ -228,7 +234,14 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
     ]
     pooled = mean_interval([r["eval/pass@8"] for r in grpo])
     assert f"| GRPO | 2 | {pooled.mean:.4f} ± {pooled.half_width:.4f} | (baseline) |" in text
-    for name in ("pass_at_8.png", "mean_at_8.png", "curriculum/uniform-rollout_gdro/heatmap_rollouts.png"):
+    assert "## At equal generated compute" in text and "### What each method spent" in text
+    assert len(list((tmp_path / "records").rglob("seed_*.json.gz"))) == 6  # RESULTS.md read these alone
+    for name in (
+        "pass_at_8.png",
+        "mean_at_8.png",
+        "compute_pass_at_8.png",
+        "curriculum/uniform-rollout_gdro/heatmap_rollouts.png",
+    ):
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
     cut = run_dirs[0] / "metrics.jsonl"
@@ -240,7 +253,7 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
         in partial
     )
     methods = [m for m in METHODS if m.slug in ("uniform-fixed", "prompt_gdro-fixed", "uniform-rollout_gdro")]
-    trained = run_sweep(plan_sweep(tmp_path / "runs", methods, 2, sim_overrides(30)))
+    trained = run_sweep(plan_sweep(tmp_path / "runs", methods, 2, sim_budget_overrides(30)))
     assert [run.run_dir for run in trained] == [run_dirs[0]]
 
     def without_time(text: str) -> list[dict]:
@@ -250,3 +263,8 @@ def test_reproduce_sim_end_to_end_at_ci_size(tmp_path: Path) -> None:
         ]
 
     assert without_time(cut.read_text()) == without_time(original)
+
+    # On another machine: no run folders, the committed records: every folder restored, nothing trained.
+    plan = plan_sweep(tmp_path / "elsewhere", methods, 2, sim_budget_overrides(30))
+    assert run_sweep(plan, records_dir=tmp_path / "records") == []
+    assert all((run.run_dir / "RESTORED_FROM_RECORD").exists() for run in plan)

@@ -37,6 +37,12 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         STEP,
         "compute/tokens_generated summed since the run began (null for the simulator)",
     ),
+    (
+        "compute/budget_fraction",
+        EVAL,
+        "with a compute budget: the fraction of it this evaluation stands for (k * trainer.eval_every_budget"
+        " at the k-th crossing, 1.0 at the budget, generated / budget at a last step set by trainer.steps)",
+    ),
     ("compute/gen_batches", STEP, "generation rounds of the step (1 without a filter)"),
     (
         "filter/kept_groups",

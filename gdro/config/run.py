@@ -174,11 +174,12 @@ def _check_combinations(run: RunConfig) -> None:
             f"trainer.prompts_per_step={batch} exceeds {source}={run.num_prompts}; lower prompts_per_step"
         )
     try:
-        run.budget.total(batch)
+        per_step = run.budget.total(batch)
     except ValueError as error:
         raise ConfigError(str(error)) from error
     _check_controllers(run)
     _check_rounds(run)
+    _check_compute_budget(run, per_step)
     if isinstance(run.policy, SimPolicyConfig):
         if run.trainer.backend != "torch":
             raise ConfigError(
@@ -250,3 +251,28 @@ def _check_rounds(run: RunConfig) -> None:
         run.budget.total(size)
     except ValueError as error:
         raise ConfigError(f"{error} (a round of filter.gen_batch_size={size} prompts)") from error
+
+
+def _check_compute_budget(run: RunConfig, per_step: int) -> None:
+    """A compute budget trainer.steps can reach: every step generates at least nbar x M rollouts (a filter
+    generates more), of at most trainer.max_new_tokens tokens each; the simulator has no tokens."""
+    trainer = run.trainer
+    if trainer.budget_rollouts is not None and trainer.steps * per_step < trainer.budget_rollouts:
+        raise ConfigError(
+            f"trainer.budget_rollouts={trainer.budget_rollouts} cannot be reached within trainer.steps="
+            f"{trainer.steps} at nbar x M = {per_step} rollouts per step: raise trainer.steps to at least "
+            f"{-(-trainer.budget_rollouts // per_step)}"
+        )
+    if trainer.budget_tokens is None:
+        return
+    if isinstance(run.policy, SimPolicyConfig):
+        raise ConfigError(
+            "trainer.budget_tokens: policy=sim generates no tokens; use trainer.budget_rollouts"
+        )
+    most = trainer.steps * per_step * trainer.max_new_tokens
+    if most < trainer.budget_tokens:
+        raise ConfigError(
+            f"trainer.budget_tokens={trainer.budget_tokens} cannot be reached within trainer.steps="
+            f"{trainer.steps}: at most {most} tokens (nbar x M = {per_step} rollouts of trainer.max_new_tokens="
+            f"{trainer.max_new_tokens}); raise trainer.steps"
+        )

@@ -63,6 +63,12 @@ class TrainerConfig:
     """Completion length limit in tokens, for rollouts and evaluation."""
     eval_every: int = 50
     """Steps between evaluations (also at step 0 and the last step)."""
+    budget_rollouts: int | None = None
+    """Stop once this many rollouts were generated (compute/rollouts_generated_total); null: off, trainer.steps ends the run."""
+    budget_tokens: int | None = None
+    """Stop once this many completion tokens were generated (model policies); null: off."""
+    eval_every_budget: float | None = None
+    """Evaluate when the generated total first reaches each multiple of this fraction of the budget (e.g. 0.1667), instead of every eval_every steps; null: the step schedule."""
     save_every: int = 50
     """Steps between checkpoints (also at the last step)."""
     keep_checkpoints: int = 3
@@ -92,6 +98,27 @@ class TrainerConfig:
     sequence; only engines that report log-probs (vllm)."""
     rollout_is_cap: float = 2.0
     """Cap on the rollout importance weights."""
+
+    def _validate_budget(self) -> None:
+        """At most one compute budget, positive; eval_every_budget a fraction in (0, 1] of a budget."""
+        for name in ("budget_rollouts", "budget_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 1, or null (off)")
+        if self.budget_rollouts is not None and self.budget_tokens is not None:
+            raise ConfigError(
+                f"trainer.budget_rollouts={self.budget_rollouts} and trainer.budget_tokens="
+                f"{self.budget_tokens}: set one budget, the other null"
+            )
+        if self.eval_every_budget is not None:
+            if self.budget_rollouts is None and self.budget_tokens is None:
+                raise ConfigError(
+                    f"trainer.eval_every_budget={self.eval_every_budget} needs a budget: set "
+                    "trainer.budget_rollouts or trainer.budget_tokens, or eval_every_budget=null"
+                )
+            if not 0 < self.eval_every_budget <= 1:
+                raise ConfigError(
+                    f"trainer.eval_every_budget={self.eval_every_budget}: a fraction of the budget in (0, 1]"
+                )
 
     def rollout_sampling(self, stop_token_ids: tuple[int, ...] = ()) -> Decoding:
         """Training rollouts: temperature, top_p, top_k and max_new_tokens; stop at eos and `stop_token_ids`."""
@@ -126,6 +153,7 @@ class TrainerConfig:
         for name in (*positive, *extra):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
+        self._validate_budget()
         if self.ppo_mini_batches > self.prompts_per_step:
             raise ConfigError(
                 f"trainer.ppo_mini_batches={self.ppo_mini_batches} exceeds trainer.prompts_per_step="

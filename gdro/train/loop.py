@@ -8,6 +8,8 @@ eval (step 0) -> for t = 1..T:
     curriculum.observe(plan, outcome)     classifier records (every generated group); both adversaries update
     log; eval every `eval_every` and at T; checkpoint every `save_every` and at T (never of weights or
     optimizer state that are not finite: gdro.train.nonfinite)
+    with a compute budget (gdro.train.budget) the run ends after the step whose generated total reaches
+    it (T stays the cap), evaluating at the budget's fractions
     the run's generated rollouts and tokens are summed (`compute/*_total`) and kept in checkpoints; a
     checkpoint from before those totals resumes with them summed from the metrics.jsonl records it keeps
     weights in bf16 HF format: hf/best at each new best pooled pass@k, hf/final at T (gdro.train.io.export)
@@ -41,6 +43,8 @@ import torch
 from gdro.analysis.viz import CurriculumHistory, heatmap_figure, summary_table
 from gdro.config import RunConfig
 from gdro.core.compute import ComputeTotals
+from gdro.train.budget import FRACTION_KEY as BUDGET_FRACTION
+from gdro.train.budget import ComputeBudget
 from gdro.train.build import build_curriculum, build_learner, build_rounds
 from gdro.train.io.checkpoint import (
     AUTO,
@@ -81,7 +85,7 @@ def train(
     finished = run.resume in (AUTO, LATEST) and is_finished(run_dir, resolved_config)
     if world.broadcast(finished if world.is_main else None):  # nothing is written, not even the lock
         log.info(
-            "%s already holds this run, finished at step %d: nothing to train", run_dir, run.trainer.steps
+            "%s already holds this run, finished (trainer.steps or its budget): nothing to train", run_dir
         )
         return []
     with hold_run_folder(run_dir, run.trainer.lock_wait_s, world, enabled=run.trainer.run_lock):
@@ -160,9 +164,11 @@ def _train(
         if writer is not None:
             writer.truncate_after(-1)
         with isolated_rng(run.seed, 0, "eval"):
-            emit({"step": 0, **learner.evaluate()})
+            zero = {BUDGET_FRACTION: 0.0} if ComputeBudget.from_trainer(run.trainer) is not None else {}
+            emit({"step": 0, **zero, **learner.evaluate()})
 
     trainer = run.trainer
+    budget = ComputeBudget.from_trainer(trainer)
     progress_display = Progress(start, trainer.steps, enabled=progress)
     for step in range(start + 1, trainer.steps + 1):
         began = time.perf_counter()
@@ -175,13 +181,17 @@ def _train(
             generated=outcome.generated,
         )
         record = step_record(step, plan, outcome, report, pass_k=run.classifier.k)
+        spent_before = budget.spent(totals.rollouts, totals.tokens) if budget is not None else 0
         rollouts_total, tokens_total = totals.add(
             record["compute/rollouts_generated"], record["compute/tokens_generated"]
         )
         record["compute/rollouts_generated_total"] = rollouts_total
         record["compute/tokens_generated_total"] = tokens_total
         record["time/step_seconds"] = time.perf_counter() - began
-        if step % trainer.eval_every == 0 or step == trainer.steps:
+        evaluate, fraction, last = _schedule(trainer, budget, step, spent_before, totals)
+        if evaluate:
+            if fraction is not None:
+                record[BUDGET_FRACTION] = fraction
             with isolated_rng(run.seed, step, "eval"):  # the training stream continues untouched
                 record.update(learner.evaluate())
             value = record.get(best_key)
@@ -190,18 +200,18 @@ def _train(
                 learner.export(
                     run_dir / EXPORT_DIR / BEST, {"step": step, "metric": best_key, "value": value}
                 )
-        if step == trainer.steps:  # before the record: metrics ending at T imply the export
+        if last:  # before the record: metrics ending at the last step imply the export
             final = {"step": step, "metric": best_key, "value": record.get(best_key)}
             learner.export(run_dir / EXPORT_DIR / FINAL, final)
         emit(record)
-        if logger is not None and (step % trainer.plot_every == 0 or step == trainer.steps):
+        if logger is not None and (step % trainer.plot_every == 0 or last):
             run_so_far = history.run()
             logger.log_figures(
                 step, {f"curriculum/{key}": heatmap_figure(run_so_far, key) for key in HEATMAPS}
             )
         progress_display.update(step, record["reward/mean"], record["pass/rollout_rate"])
         stop = world.max(int(signals.requested())) > 0  # preempted: every rank stops at this step
-        if stop or step % trainer.save_every == 0 or step == trainer.steps:
+        if stop or step % trainer.save_every == 0 or last:
             _check_ranks_agree(world, curriculum, step)
             learner.ensure_finite()  # never a checkpoint of inf / NaN: latest keeps naming the last good one
             save_checkpoint(
@@ -216,11 +226,31 @@ def _train(
             )
         if stop:
             signals.hand_on(step)  # exit, or submitit's requeue (the rerun resumes from this checkpoint)
+        if last:
+            break
     progress_display.close()
     if logger is not None:
         logger.finish()
         log.info("summary of %s\n%s", run_dir, summary_table(history.run()))
     return records
+
+
+def _schedule(
+    trainer: Any, budget: ComputeBudget | None, step: int, spent_before: int, totals: ComputeTotals
+) -> tuple[bool, float | None, bool]:
+    """(evaluate, budget fraction, last) of a step: whether it is evaluated; the budget fraction its
+    evaluation stands for (`gdro.train.budget`; None without a budget or an evaluation); whether the run
+    ends after it (trainer.steps reached, or the budget)."""
+    at_cap = step == trainer.steps
+    if budget is None:
+        return step % trainer.eval_every == 0 or at_cap, None, at_cap
+    spent = budget.spent(totals.rollouts, totals.tokens)
+    last = at_cap or budget.reached(spent)
+    crossed = budget.crossing(spent_before, spent)
+    if crossed is not None:
+        return True, crossed, last
+    on_steps = budget.eval_fraction is None and step % trainer.eval_every == 0
+    return last or on_steps, (budget.fraction(spent) if last or on_steps else None), last
 
 
 def _check_ranks_agree(world: World, curriculum: Any, step: int) -> None:

@@ -14,7 +14,7 @@ from gdro.analysis.results.methods import method_slug
 from gdro.analysis.results.runs import RunResult
 from gdro.analysis.results.stats import mean_interval
 from gdro.analysis.results.table import MethodSummary
-from gdro.analysis.viz import load_run, write_run_plots
+from gdro.analysis.viz import load_run, run_from_records, write_run_plots
 
 DPI = 100
 # The curriculum plots kept per method (of `gdro.analysis.viz.PLOT_FILES`), drawn at CURRICULUM_DPI to stay small.
@@ -96,6 +96,8 @@ def write_curriculum_plots(
     for summary in summaries:
         run = summary.runs[0]
         target = out_dir / method_slug(summary.key)
-        paths = write_run_plots(load_run(run.run_dir), target, CURRICULUM_PLOTS, CURRICULUM_DPI)
+        folder = Path(run.run_dir) if isinstance(run.run_dir, Path) and run.run_dir.is_dir() else None
+        plotted = run_from_records(run.records, run.config, folder) if run.records else load_run(run.run_dir)
+        paths = write_run_plots(plotted, target, CURRICULUM_PLOTS, CURRICULUM_DPI)
         written[summary.key] = (run.seed, paths)
     return written

@@ -1,4 +1,6 @@
-"""`RESULTS.md` from a folder of run folders: provenance, the tables of `gdro.analysis.results.table`, figures.
+"""`RESULTS.md` from a folder of compact run records (`gdro.analysis.results.records`, as committed under
+experiments/<sweep>/runs/) or of run folders: provenance, the tables of `gdro.analysis.results.table`, the
+equal-compute comparison of `gdro.analysis.results.equal_compute`, figures.
 
 The file is generated: its header says so and gives the exact command, the git commit (marked when the
 working tree had uncommitted changes) and the date, so the numbers can be traced and regenerated.
@@ -12,9 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gdro.analysis.results.compute_figure import compute_file, write_compute_figures
+from gdro.analysis.results.equal_compute import equal_compute_table, spend_table, summarize_compute
 from gdro.analysis.results.figures import metric_file, write_curriculum_plots, write_metric_figures
 from gdro.analysis.results.methods import GRPO
-from gdro.analysis.results.runs import UnfinishedRun, find_run_dirs, group_by_method, load_result
+from gdro.analysis.results.records import find_records
+from gdro.analysis.results.runs import (
+    RunResult,
+    UnfinishedRun,
+    find_run_dirs,
+    group_by_method,
+    load_result,
+    result_from_compact,
+)
 from gdro.analysis.results.table import (
     MethodSummary,
     activity_table,
@@ -64,9 +76,17 @@ def _settings(summaries: Sequence[MethodSummary]) -> str:
     """The settings every run shares, from the baseline's config."""
     config = summaries[0].runs[0].config
     trainer, budget = config["trainer"], config["allocator"]
+    batch = f"M = {trainer['prompts_per_step']} prompts x nbar = {budget['nbar']:g} rollouts"
+    if trainer.get("budget_rollouts") is not None:
+        evals = trainer.get("eval_every_budget")
+        every = f"every {evals:g} of it" if evals is not None else f"every {trainer['eval_every']} steps"
+        return (
+            f"policy `{config['policy']['name']}`, a budget of {trainer['budget_rollouts']} generated rollouts"
+            f" per run (steps of {batch}, at most {trainer['steps']} steps), evaluated {every}"
+        )
     return (
-        f"policy `{config['policy']['name']}`, {trainer['steps']} steps of M = {trainer['prompts_per_step']} "
-        f"prompts x nbar = {budget['nbar']:g} rollouts, eval every {trainer['eval_every']} steps"
+        f"policy `{config['policy']['name']}`, {trainer['steps']} steps of {batch}, eval every "
+        f"{trainer['eval_every']} steps"
     )
 
 
@@ -90,7 +110,7 @@ def results_markdown(
         f"- command: `{origin.command}`",
         f"- commit: {origin.commit}",
         f"- date: {origin.date}",
-        f"- runs: `{runs_dir}`, {sum(len(s.runs) for s in summaries)} run folders; {_settings(summaries)}",
+        f"- runs: `{runs_dir}`, {sum(len(s.runs) for s in summaries)} runs; {_settings(summaries)}",
         *(
             [f"- left out, unfinished (still running, or the sweep was stopped): {', '.join(unfinished)}"]
             if unfinished
@@ -109,6 +129,7 @@ def results_markdown(
             lines += level_table(summaries, metric, checkpoint, gains=False)
             lines += ["", f"### Gain over {baseline} in {metric} per level, {checkpoint} checkpoint", ""]
             lines += level_table(summaries, metric, checkpoint, gains=True)
+    lines += _equal_compute_lines(summaries, metrics)
     lines += ["", "## Cost per run", ""]
     lines += cost_table(summaries)
     lines += [
@@ -129,6 +150,7 @@ def results_markdown(
         "",
     ]
     lines += [f"![{metric}]({metric_file(metric)})" for metric in metrics]
+    lines += [f"![{metric} at equal compute]({compute_file(metric)})" for metric in metrics]
     if curriculum:
         lines += [
             "",
@@ -144,6 +166,49 @@ def results_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _equal_compute_lines(summaries: Sequence[MethodSummary], metrics: Sequence[str]) -> list[str]:
+    """The "At equal generated compute" section: a table per metric, then what each method spent."""
+    lines = [
+        "",
+        "## At equal generated compute",
+        "",
+        "Every rollout generated counts, also those a filter discarded. Value at budget: the last evaluation",
+        "(at the budget for a run given trainer.budget_rollouts); AUC / B: the area under the held-out curve",
+        "against generated rollouts over [0, B], divided by the budget B (the mean metric over the budget).",
+        "Gains are paired by seed. The curves: figures `compute_<metric>.png` below.",
+    ]
+    compute = []
+    for metric in metrics:
+        compute = summarize_compute(summaries, metric)
+        lines += ["", f"### {metric}", "", *equal_compute_table(compute, metric)]
+    lines += [
+        "",
+        "### What each method spent",
+        "",
+        *spend_table(compute),
+        "",
+        "Per run, then mean over seeds: informative fraction = the mean over steps of the share of trained",
+        "rollouts in groups whose rewards are not all equal; generation rounds and generated tokens per step",
+        "(- on the simulator, which has no tokens); steps = optimizer steps taken.",
+    ]
+    return lines
+
+
+def load_results(source: Path) -> tuple[list[RunResult], list[str]]:
+    """The finished runs of `source`: its compact records when it holds any, else its run folders; and
+    the unfinished run folders (relative paths)."""
+    records = find_records(source)
+    if records:
+        return [result_from_compact(path) for path in records], []
+    results, unfinished = [], []
+    for run_dir in find_run_dirs(source):
+        try:
+            results.append(load_result(run_dir))
+        except UnfinishedRun:
+            unfinished.append(run_dir.relative_to(source).as_posix())
+    return results, unfinished
+
+
 def write_results(
     runs_dir: Path,
     out_dir: Path,
@@ -152,15 +217,10 @@ def write_results(
     metrics: Sequence[str] | None = None,
     baseline: str = GRPO.key,
 ) -> Path:
-    """Read every finished run under `runs_dir` (unfinished ones are only listed), write out_dir/RESULTS.md,
-    the metric figures and the curriculum plots; returns the RESULTS.md path. `metrics` default: every eval
-    metric of the runs."""
-    results, unfinished = [], []
-    for run_dir in find_run_dirs(runs_dir):
-        try:
-            results.append(load_result(run_dir))
-        except UnfinishedRun:
-            unfinished.append(run_dir.relative_to(runs_dir).as_posix())
+    """Read every finished run under `runs_dir` (`load_results`; unfinished ones are only listed), write
+    out_dir/RESULTS.md, the metric and compute figures and the curriculum plots; returns the RESULTS.md
+    path. `metrics` default: every eval metric of the runs."""
+    results, unfinished = load_results(runs_dir)
     if not results:
         raise ValueError(f"no run folders (metrics.jsonl + config.json) under {runs_dir}")
     groups = group_by_method(results)
@@ -171,6 +231,7 @@ def write_results(
     summaries = summarize(groups, baseline, metrics)
     summaries.sort(key=lambda s: s.key != baseline)
     write_metric_figures(summaries, metrics, out_dir)
+    write_compute_figures(summaries, metrics, out_dir)
     curriculum = write_curriculum_plots(summaries, out_dir / CURRICULUM_DIR)
     origin = provenance(command, Path(__file__).resolve().parents[3])
     text = results_markdown(summaries, metrics, title, origin, str(runs_dir), curriculum, out_dir, unfinished)

@@ -3,14 +3,15 @@
 A run folder holds `config.json` (the resolved config) and `metrics.jsonl` (`gdro.train.io.metrics`): eval
 steps carry `eval/<metric>` pooled, `eval/<metric>/level_<l>` per level (the embedded task) or
 `eval/<benchmark>/<metric>` per benchmark (`gdro.data.benchmarks`), metric "pass@k" or "mean@k". Only
-`eval/` is read (not `eval_rollout/`). A run counts when its last record is step `trainer.steps`. The same
-records and config from W&B make a `RunResult` through `result_from_records`.
+`eval/` is read (not `eval_rollout/`). A run counts when its last record ends it (step `trainer.steps`, or
+its compute budget reached: `gdro.train.io.run_folder.ends_run`). The same records and config from W&B
+make a `RunResult` through `result_from_records`, and a compact record (`gdro.analysis.results.records`)
+through `result_from_compact`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from gdro.analysis.results.activity import adversary_activity
 from gdro.analysis.results.methods import METHODS, method_key
+from gdro.analysis.results.records import read_record, run_totals
 from gdro.train.io.metrics import read_metrics
+from gdro.train.io.run_folder import ends_run
 
 _EVAL_KEY = re.compile(r"^eval/(?:([a-z][a-z0-9_]*)/)?((?:pass|mean)@\d+)(?:/level_(\d+))?$")
 # Config keys that may differ between the seeds of one method.
@@ -40,7 +44,10 @@ class RunResult:
     then the benchmarks (str, "aime" among them: the mean of aime24 and aime25);
     rollouts: sum over steps of rollouts/total; tokens: sum of tokens/generated; step_seconds: sum of
     time/step_seconds (the training steps' wall time, evaluation and checkpoints excluded);
-    activity: what the adversaries did over the run (`adversary_activity`).
+    activity: what the adversaries did over the run (`adversary_activity`);
+    totals: the run's sums and means per step (`gdro.analysis.results.records.run_totals`): generated
+    rollouts and tokens, steps taken, informative fraction, generation rounds, tokens per step;
+    records: its metrics records (thinned when read from a compact record), for the curriculum plots.
     """
 
     run_dir: Path | str
@@ -53,29 +60,8 @@ class RunResult:
     tokens: int
     step_seconds: float
     activity: dict[str, float] = field(default_factory=dict)
-
-
-ACTIVITY = ("weight_max", "bin_rollouts_min", "bin_rollouts_max", "surrogate_abs")
-"""`adversary_activity` keys: the largest advantage multiplier w_i of any step (1: no reweighting); the
-smallest and the largest per-bin mean n_i of any step (nbar under a fixed allocator); the mean over steps
-of the batch's mean |l(x_i)|, the paper presets' surrogate signal (0 on an on-policy mini-batch)."""
-
-
-def adversary_activity(trained: list[dict[str, Any]]) -> dict[str, float]:
-    """The `ACTIVITY` statistics of a run's step records (steps >= 1); NaN where a run logged no such key."""
-    weights = [float(r["advantage/weight_max"]) for r in trained if r.get("advantage/weight_max") is not None]
-    per_bin = [float(n) for r in trained for n in r.get("bins/rollouts_per_prompt") or () if n is not None]
-    signal = [
-        float(r["signal/surrogate_abs_mean"])
-        for r in trained
-        if r.get("signal/surrogate_abs_mean") is not None
-    ]
-    return {
-        "weight_max": max(weights, default=math.nan),
-        "bin_rollouts_min": min(per_bin, default=math.nan),
-        "bin_rollouts_max": max(per_bin, default=math.nan),
-        "surrogate_abs": sum(signal) / len(signal) if signal else math.nan,
-    }
+    totals: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _eval_tables(records: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
@@ -105,27 +91,40 @@ def load_result(run_dir: str | Path) -> RunResult:
 
 
 def result_from_records(
-    records: list[dict[str, Any]], config: dict[str, Any], run_dir: Path | str
+    records: list[dict[str, Any]],
+    config: dict[str, Any],
+    run_dir: Path | str,
+    totals: dict[str, Any] | None = None,
 ) -> RunResult:
     """A `RunResult` from a run's metrics records (in step order) and resolved config; refused (ValueError)
-    when the records stop before `trainer.steps`."""
-    steps = int(config["trainer"]["steps"])
-    if not records or records[-1]["step"] != steps:
+    when the records stop before the run's end. `totals`: the full run's (`run_totals`) when `records` are
+    thinned; default computed from `records`."""
+    if not records or not ends_run(records[-1], config):
         last = records[-1]["step"] if records else None
+        steps = config["trainer"]["steps"]
         raise UnfinishedRun(f"{run_dir} is unfinished: its last step is {last}, trainer.steps = {steps}")
     trained = [r for r in records if r["step"] >= 1]
+    totals = totals if totals is not None else run_totals(records)
     return RunResult(
         run_dir=run_dir,
         config=config,
         method=method_key(config),
         seed=int(config["seed"]),
-        steps=steps,
+        steps=int(records[-1]["step"]),
         evals=_eval_tables(records),
-        rollouts=sum(int(r["rollouts/total"]) for r in trained),
-        tokens=sum(int(r["tokens/generated"]) for r in trained),
-        step_seconds=sum(float(r.get("time/step_seconds", 0.0)) for r in trained),
-        activity=adversary_activity(trained),
+        rollouts=int(totals["rollouts"]),
+        tokens=int(totals["tokens"]),
+        step_seconds=float(totals["step_seconds"]),
+        activity=totals.get("activity") or adversary_activity(trained),
+        totals=totals,
+        records=records,
     )
+
+
+def result_from_compact(path: Path) -> RunResult:
+    """A `RunResult` from a compact record (`gdro.analysis.results.records`)."""
+    record = read_record(path)
+    return result_from_records(record["records"], record["config"], path, record["totals"])
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:

@@ -3,14 +3,23 @@
 Each run is `gdro.train.loop.train` on the composed config of `policy=sim` plus the method's overrides
 (`gdro.analysis.results.methods`) and the seed, into RUNS/<method slug>/seed_<s>/, exactly what
 `python train.py policy=sim ...` would write there. A run folder whose metrics.jsonl ends at the
-configured last step is skipped; an unfinished one (killed mid-run) starts over, as a run takes seconds; a
-folder written with another config is refused, so a sweep of another size needs another RUNS folder.
+configured last step (or its budget: `gdro.train.io.run_folder.is_finished`) is skipped; an unfinished
+one (killed mid-run) starts over, as a run takes seconds; a folder written with another config is refused,
+so a sweep of another size needs another RUNS folder.
+
+With a RECORDS folder (experiments/<sweep>/runs/) each finished run's compact record
+(`gdro.analysis.results.records`) is written to RECORDS/<method choice>/seed_<s>.json.gz, and a run whose
+record is already there is not trained: its folder is restored from the record first (so an interrupted
+sweep resumes on another machine from the committed records). A record of another config is refused.
+
+At equal generated compute (`budget_overrides`): every method gets the same `trainer.budget_rollouts`
+and evaluates at the same fractions of it; trainer.steps is the cap, raised to the steps GRPO needs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -21,6 +30,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gdro.analysis.results.methods import Method
+from gdro.analysis.results.records import export_run, read_record, record_path, restore_run_folder
 from gdro.config import parse_run_config, register_configs
 from gdro.train.io.run_folder import is_finished, read_config, same_run
 from gdro.train.loop import train
@@ -44,6 +54,30 @@ def sim_overrides(steps: int, evals: int = 10) -> list[str]:
     ]
 
 
+def budget_overrides(budget: int, per_step: int, steps: int, evals: int) -> list[str]:
+    """A budget of `budget` generated rollouts, evaluated at each 1/evals of it, within at most
+    max(steps, ceil(budget / per_step)) steps (per_step = nbar x M, what GRPO generates a step; a filter
+    generates more, so it reaches the budget in fewer steps)."""
+    return [
+        f"trainer.budget_rollouts={budget}",
+        f"trainer.eval_every_budget={1 / evals!r}",
+        f"trainer.steps={max(steps, -(-budget // per_step))}",
+    ]
+
+
+def sim_budget_overrides(steps: int, budget: int | None = None, evals: int = 10) -> list[str]:
+    """`sim_overrides` at equal generated compute: a budget of `budget` rollouts (default what GRPO
+    generates in `steps` steps of the simulator's config), evaluated at each 1/evals of it."""
+    per_step = rollouts_per_step(compose_run_config(sim_overrides(steps, evals)))
+    budget = budget or steps * per_step
+    return [*sim_overrides(steps, evals), *budget_overrides(budget, per_step, steps, evals)]
+
+
+def rollouts_per_step(config: dict[str, Any]) -> int:
+    """nbar x M of a resolved config: what a step of GRPO generates."""
+    return round(config["allocator"]["nbar"] * config["trainer"]["prompts_per_step"])
+
+
 def compose_run_config(overrides: Sequence[str]) -> dict[str, Any]:
     """The resolved config `train.py OVERRIDES` would run (without the hydra node)."""
     register_configs()
@@ -61,11 +95,20 @@ class SweepRun:
     run_dir: Path
     config: dict[str, Any]
 
+    def record(self, records_dir: Path) -> Path:
+        """Its compact record in `records_dir`."""
+        return record_path(records_dir, self.method.choice, self.seed)
+
 
 def plan_sweep(
-    runs_dir: Path, methods: Sequence[Method], seeds: int, common: Sequence[str]
+    runs_dir: Path,
+    methods: Sequence[Method],
+    seeds: int,
+    common: Sequence[str],
+    folder: Callable[[Method], str] = lambda method: method.slug,
 ) -> list[SweepRun]:
-    """Seeds 0..seeds-1 of every method, with `common` overrides first and the method's after.
+    """Seeds 0..seeds-1 of every method, with `common` overrides first and the method's after, each in
+    RUNS/<folder(method)>/seed_<s>/.
 
     Hydra composes each method once (about a second each); a seed's config is that one with its
     top-level `seed` set, which no other key of conf/ interpolates (a test checks the two agree).
@@ -74,7 +117,7 @@ def plan_sweep(
     for method in methods:
         config = compose_run_config([*common, *method.overrides])
         for seed in range(seeds):
-            run_dir = runs_dir / method.slug / f"seed_{seed}"
+            run_dir = runs_dir / folder(method) / f"seed_{seed}"
             runs.append(SweepRun(method, seed, run_dir, {**config, "seed": seed}))
     return runs
 
@@ -95,9 +138,31 @@ def _execute(run: SweepRun) -> float:
     return time.perf_counter() - began
 
 
-def run_sweep(runs: Sequence[SweepRun], jobs: int = 1) -> list[SweepRun]:
-    """Train every unfinished run, `jobs` at a time in worker processes (1: in this process); prints a
-    line per run; returns the runs trained."""
+def restore_records(runs: Sequence[SweepRun], records_dir: Path) -> int:
+    """Restore the folder of every run whose record is in `records_dir` (and whose folder is empty);
+    a ValueError names a record of another config. Returns how many folders it wrote."""
+    restored = 0
+    for run in runs:
+        path = run.record(records_dir)
+        if not path.exists():
+            continue
+        written = read_record(path)["config"]
+        if not same_run({**written, "cache_dir": None}, {**run.config, "cache_dir": None}):
+            raise ValueError(f"{path} holds a run of another config; sweep into other records")
+        restored += restore_run_folder(path, run.run_dir, run.config)
+    return restored
+
+
+def export_records(runs: Sequence[SweepRun], records_dir: Path) -> int:
+    """Write the record of every finished run that has none in `records_dir`; returns how many."""
+    return sum(export_run(run.run_dir, run.record(records_dir)) for run in runs if run.run_dir.is_dir())
+
+
+def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, records_dir: Path | None = None) -> list[SweepRun]:
+    """Train every unfinished run, `jobs` at a time in worker processes (1: in this process), restoring
+    from and writing records to `records_dir` when given; prints a line per run; returns the runs trained."""
+    if records_dir is not None:
+        print(f"{restore_records(runs, records_dir)} run folders restored from {records_dir}", flush=True)
     pending = [run for run in runs if is_pending(run)]
     print(
         f"{len(runs) - len(pending)} of {len(runs)} runs already finished; training {len(pending)}",
@@ -107,4 +172,6 @@ def run_sweep(runs: Sequence[SweepRun], jobs: int = 1) -> list[SweepRun]:
         walls = pool.map(_execute, pending) if pool is not None else map(_execute, pending)
         for run, wall in zip(pending, walls, strict=True):
             print(f"  {run.method.name}, seed {run.seed}: {wall:.1f} s -> {run.run_dir}", flush=True)
+            if records_dir is not None:
+                export_run(run.run_dir, run.record(records_dir))
     return list(pending)

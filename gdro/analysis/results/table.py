@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from gdro.analysis.results.activity import ACTIVITY
 from gdro.analysis.results.methods import METHOD_NAMES
-from gdro.analysis.results.runs import ACTIVITY, RunResult
+from gdro.analysis.results.runs import RunResult
 from gdro.analysis.results.stats import Estimate, mean_interval, paired_gain
 
 CHECKPOINTS = ("final", "best")
@@ -162,7 +163,7 @@ def cost_table(summaries: Sequence[MethodSummary]) -> list[str]:
 
 
 def activity_table(summaries: Sequence[MethodSummary]) -> list[str]:
-    """Per method: what its adversaries did (`gdro.analysis.results.runs.ACTIVITY`), mean over seeds."""
+    """Per method: what its adversaries did (`gdro.analysis.results.activity.ACTIVITY`), mean over seeds."""
     rows = [
         [
             s.name,

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gdro.train.budget import ComputeBudget
 from gdro.train.io.metrics import read_metrics
 
 CONFIG_FILE = "config.json"
@@ -41,9 +42,19 @@ def config_digest(config: dict[str, Any]) -> str:
 
 def is_finished(run_dir: Path, config: dict[str, Any]) -> bool:
     """`run_dir` holds this run (`same_run` as its config.json), finished: its metrics.jsonl ends at step
-    trainer.steps."""
+    trainer.steps, or, with a compute budget (`gdro.train.budget`), at a step whose generated total
+    reached it."""
     written, metrics_path = read_config(run_dir), run_dir / METRICS_FILE
     if written is None or not same_run(written, config) or not metrics_path.exists():
         return False
     records = read_metrics(metrics_path)
-    return bool(records) and records[-1]["step"] == config["trainer"]["steps"]
+    return bool(records) and ends_run(records[-1], config)
+
+
+def ends_run(record: dict[str, Any], config: dict[str, Any]) -> bool:
+    """A metrics record is the last of the run `config` describes: at step trainer.steps, or (step >= 1)
+    with the budget's generated total reached."""
+    if record["step"] == config["trainer"]["steps"]:
+        return True
+    budget = ComputeBudget.from_trainer(config["trainer"])
+    return budget is not None and record["step"] >= 1 and budget.reached(record.get(budget.total_key) or 0)
