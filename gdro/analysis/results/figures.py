@@ -28,9 +28,12 @@ def metric_file(metric: str) -> str:
 
 
 def _curve(runs: Sequence[RunResult], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eval steps, the mean pooled metric over seeds, and its interval half-width (0 for one seed)."""
+    """Eval steps every seed has, the mean pooled metric over seeds there, and its interval half-width (0
+    for one seed). A run limited by a compute budget evaluates at fractions of it, which a filter method's
+    seeds reach at different steps: their common steps are few (its curve over generated rollouts is the
+    equal-compute figure's)."""
     frames = [run.evals[metric]["pooled"] for run in runs]
-    steps = frames[0].index.to_numpy()
+    steps = np.array(sorted(set.intersection(*(set(frame.index) for frame in frames))))
     estimates = [mean_interval([frame[step] for frame in frames]) for step in steps]
     means = np.array([e.mean for e in estimates])
     half_widths = np.nan_to_num(np.array([e.half_width for e in estimates]))

@@ -147,7 +147,8 @@ def level_table(summaries: Sequence[MethodSummary], metric: str, checkpoint: str
 
 
 def cost_table(summaries: Sequence[MethodSummary]) -> list[str]:
-    """Per method: rollouts, generated tokens and the training steps' wall time per run."""
+    """Per method: rollouts trained (a filter's rejects not included: they are in the equal-compute
+    table's generated rollouts), generated tokens and the training steps' wall time per run."""
     rows = [
         [
             s.name,
@@ -158,7 +159,7 @@ def cost_table(summaries: Sequence[MethodSummary]) -> list[str]:
         for s in summaries
     ]
     return _table(
-        ["method", "rollouts per run", "generated tokens per run", "step wall time per run (s)"], rows
+        ["method", "rollouts trained per run", "generated tokens per run", "step wall time per run (s)"], rows
     )
 
 
