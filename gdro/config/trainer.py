@@ -27,6 +27,8 @@ class TrainerConfig:
     """Padded tokens per micro-batch; a PPO mini-batch is cut into micro-batches of at most this many."""
     logprob_chunk_tokens: int = 1024
     """Completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch."""
+    compile_forward: bool = False
+    """torch.compile the decoder body of the log-prob and update forwards (changes the last bits; compiles at step 1)."""
     lr: float = 2e-4
     """AdamW learning rate after warm-up (paper: 1e-6 on Qwen3)."""
     warmup_steps: int = 20
