@@ -158,6 +158,10 @@ class TrainerConfig:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must lie in (0, 1]")
         if self.backend not in ("torch", "deepspeed"):
             raise ConfigError(f"trainer.backend={self.backend!r}: use 'torch' or 'deepspeed'")
+        if self.compile_forward and self.backend != "torch":
+            raise ConfigError(
+                "trainer.compile_forward=true runs with trainer.backend=torch only (tried on it alone)"
+            )
         if self.rollout_is not in ROLLOUT_IS_MODES:
             raise ConfigError(f"trainer.rollout_is={self.rollout_is!r}: use one of {ROLLOUT_IS_MODES}")
         if self.rollout_is_cap <= 0:
