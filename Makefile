@@ -93,9 +93,10 @@ bench-controllers: $(STAMP)
 bench-engines: $(VLLM_STAMP)
 	$(VLLM_ENV) $(VLLM_PY) scripts/bench_engines.py
 
-# Our train.py against TRL's GRPOTrainer on the same tiny model, prompts and settings, one after the other in one
-# process: steps/s, generated tokens/s and the ratios -> experiments/bench/ (2.5 min with trainer.torch_threads=1
-# on 2 cores shared with a sweep; 12-15 min at the default 2 threads there). Overrides: ARGS="trainer.torch_threads=1".
+# Our train.py against TRL's GRPOTrainer on the same tiny model, prompts and settings, in one process: at 1 and 2
+# torch threads, 3 runs of each interleaved (ours, TRL, ours, TRL, ...): generated tokens/s, the phase split
+# (generate, old/ref log-probs, update) and the ratio with its range over the rounds -> experiments/bench/.
+# Run it on an idle machine. ARGS="--threads 1 --repeats 2 trainer.prompts_per_step=32" changes it.
 bench-trainer: $(STAMP)
 	$(PY) scripts/bench_trainer.py $(ARGS)
 

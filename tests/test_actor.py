@@ -219,6 +219,42 @@ def test_actor_logprobs_are_microbatched_and_match_naive() -> None:
     torch.testing.assert_close(logprobs, naive.detach(), atol=1e-6, rtol=0)
 
 
+def test_eager_forward_compiles_nothing_and_a_compiled_body_is_kept_per_model() -> None:
+    """The default runs each model's own decoder body; compile_forward wraps each model's once (lazily:
+    nothing compiles before the first call), the actor's and the reference's apart."""
+    eager_config, compiled_config = (actor_config("token-mean", 0.5, budget_for(1)) for _ in range(2))
+    compiled_config.compile_forward = True
+    eager, compiled, reference = frozen_actor(eager_config), frozen_actor(compiled_config), tiny_model()
+    assert eager._body(eager.model) is None and eager._body(reference) is None
+    body = compiled._body(compiled.model)
+    assert body is not None and compiled._body(compiled.model) is body
+    assert compiled._body(reference) not in (None, body)
+
+
+def test_compiled_forward_matches_eager_logprobs_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """compile_forward (torch.compile of the decoder body, dynamic shapes) gives the eager log-probs and
+    gradients up to the last bits. The graph is captured by dynamo as in a run, then run by the
+    `aot_eager` backend: inductor's code generation costs about 50 CPU-seconds and a C++ compiler, and its
+    numerics are checked by the learning test run with compile_forward=true (README, Performance)."""
+    eager_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda *args, **kwargs: eager_compile(*args, **kwargs, backend="aot_eager")
+    )
+    eager_config, compiled_config = (actor_config("token-mean", 0.5, budget_for(1)) for _ in range(2))
+    compiled_config.compile_forward = True
+    eager, compiled = frozen_actor(eager_config), frozen_actor(compiled_config)
+    logprobs, mask = compiled.logprobs(PROMPTS, COMPLETIONS)
+    naive, naive_mask = sequence_logprobs(compiled.model, PROMPTS, COMPLETIONS, TEMPERATURE)
+    assert torch.equal(mask, naive_mask)
+    torch.testing.assert_close(logprobs, naive.detach(), atol=1e-5, rtol=0)
+    for actor in (eager, compiled):
+        actor.update(PROMPTS, COMPLETIONS, **ppo_inputs(actor.model))
+    expected, actual = gradients(eager.model), gradients(compiled.model)
+    scale = max(float(g.abs().max()) for g in expected)
+    assert max(float((a - e).abs().max()) for a, e in zip(actual, expected, strict=True)) <= 1e-5 * scale
+    assert compiled._compiled  # the compiled body ran (one entry per model)
+
+
 def test_update_with_only_empty_completions_changes_nothing() -> None:
     actor = frozen_actor(actor_config("token-mean", 0.5, 64))
     empty = torch.zeros(2, 0)

@@ -128,6 +128,10 @@ def test_torch_threads_default_comes_from_the_environment(monkeypatch: pytest.Mo
         (["reward=dapo", "reward.name=exact"], "reward.name='exact': use one of ['dapo', 'gpqa',"),
         (["policy=sim", "trainer.backend=deepspeed"], "policy=sim has none: use trainer.backend=torch"),
         (["deepspeed.stage=1"], "deepspeed.stage=1: use 2"),
+        (
+            ["trainer.compile_forward=true", "trainer.backend=deepspeed"],
+            "trainer.compile_forward=true runs with trainer.backend=torch only",
+        ),
         (["model.num_attention_heads=3"], "model.hidden_size must be a multiple"),
         (["model.warm_start.carry_slip_rate=1.0"], "model.warm_start.carry_slip_rate must be in [0, 1)"),
     ],

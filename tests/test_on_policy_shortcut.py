@@ -99,7 +99,8 @@ def test_the_side_by_side_benchmark_times_every_phase_of_both(cache_dir: Path, o
     result = measure_step_phases(["debug=quick", f"cache_dir={cache_dir}"], rounds=1, warmup=0)
     assert set(result["median_seconds"]) == {"on", "off"}
     for medians in result["median_seconds"].values():
-        assert set(medians) == {"step", *PHASES}
+        assert set(medians) == {"step", "cpu", *PHASES}
         assert all(medians[phase] > 0 for phase in ("generate", "update")) and medians["step"] > 0
     # debug=quick has 2 mini-batches: both variants score the second's pi_old, the off one the first's too
     assert result["median_seconds"]["on"]["old"] > 0 and result["step_ratio_off_over_on"] > 0
+    assert result["paired_cpu_ratio_median"] > 0 and result["against"] == []

@@ -27,6 +27,8 @@ class TrainerConfig:
     """Padded tokens per micro-batch; a PPO mini-batch is cut into micro-batches of at most this many."""
     logprob_chunk_tokens: int = 1024
     """Completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch."""
+    compile_forward: bool = False
+    """torch.compile the decoder body of the log-prob and update forwards (changes the last bits; compiles at step 1)."""
     lr: float = 2e-4
     """AdamW learning rate after warm-up (paper: 1e-6 on Qwen3)."""
     warmup_steps: int = 20
@@ -184,6 +186,10 @@ class TrainerConfig:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)}: must lie in (0, 1]")
         if self.backend not in ("torch", "deepspeed"):
             raise ConfigError(f"trainer.backend={self.backend!r}: use 'torch' or 'deepspeed'")
+        if self.compile_forward and self.backend != "torch":
+            raise ConfigError(
+                "trainer.compile_forward=true runs with trainer.backend=torch only (tried on it alone)"
+            )
         if self.rollout_is not in ROLLOUT_IS_MODES:
             raise ConfigError(f"trainer.rollout_is={self.rollout_is!r}: use one of {ROLLOUT_IS_MODES}")
         if self.rollout_is_cap <= 0:

@@ -17,9 +17,9 @@ run (`NonFiniteError`): the weights diverged.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ def completion_logprobs(
     completion_ids: TokenRows,
     temperature: float,
     chunk_tokens: int = 1024,
+    body: Callable[..., Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log pi_T(y_t | x, y_<t) = log softmax(z_t / T)[y_t], chunked over the vocabulary head.
 
@@ -61,6 +62,7 @@ def completion_logprobs(
         temperature: T > 0, the rollouts' sampling temperature.
         chunk_tokens: rows of the [N, H] hidden states per head call; peak extra memory is
             a few chunk_tokens x V float32 tensors.
+        body: what runs `model.base_model` (a torch.compile of it), or None for the module itself.
 
     Returns:
         logprobs: [S, Tc] float32, Tc = longest completion; 0 where masked.
@@ -85,8 +87,8 @@ def completion_logprobs(
     out_rows, out_cols = batch.out_rows.to(device), batch.out_cols.to(device)
     mask[out_rows, out_cols] = 1.0
 
-    body, head = _body_and_head(model)
-    hidden = body(
+    own_body, head = _body_and_head(model)
+    hidden = (own_body if body is None else body)(
         input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), use_cache=False
     ).last_hidden_state
     selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.positions.to(device))  # [N, H]
@@ -187,9 +189,19 @@ class Actor:
         # bounded by max_tokens_per_microbatch instead of logprob_chunk_tokens).
         one_call = self.world.distributed and self.backend.partitions_parameters
         self.chunk_tokens = sys.maxsize if one_call else config.logprob_chunk_tokens
+        self._compiled: dict[int, Callable[..., Any]] = {}  # id(model) -> its compiled body
         if config.gradient_checkpointing:
             # transformers < 5.21 (the GPU environment) lacks `activation_checkpointing_enable`.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def _body(self, model: PreTrainedModel) -> Callable[..., Any] | None:
+        """The compiled decoder body of `model` (the actor's or the reference), compiled at its first use
+        and kept, with `compile_forward`; else None (the module runs as it is)."""
+        if not self.config.compile_forward:
+            return None
+        if id(model) not in self._compiled:
+            self._compiled[id(model)] = torch.compile(_body_and_head(model)[0], dynamic=True)
+        return self._compiled[id(model)]
 
     def microbatches(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> list[range]:
         """Token-budget cut of the rows; a row without completion tokens costs nothing (no forward)."""
@@ -216,6 +228,7 @@ class Actor:
                 completion_ids[rows.start : rows.stop],
                 self.config.temperature,
                 self.chunk_tokens,
+                self._body(model),
             )
             logprobs[rows.start : rows.stop, : part.shape[1]] = part
             mask[rows.start : rows.stop, : part.shape[1]] = part_mask
@@ -293,7 +306,12 @@ class Actor:
             part = slice(rows.start, rows.stop)
             self.backend.before_forward()
             logprobs, mask = completion_logprobs(
-                self.model, prompt_ids[part], completion_ids[part], c.temperature, self.chunk_tokens
+                self.model,
+                prompt_ids[part],
+                completion_ids[part],
+                c.temperature,
+                self.chunk_tokens,
+                self._body(self.model),
             )
             width = logprobs.shape[1]
             if taken is not None:  # on-policy: pi_old is this forward's

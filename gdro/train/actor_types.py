@@ -21,6 +21,8 @@ class ActorConfig:
     max_tokens_per_microbatch: padded tokens (rows x longest prompt + completion) per forward.
     logprob_chunk_tokens: completion tokens per head call in `completion_logprobs`.
     gradient_checkpointing: recompute the decoder layers' activations in the backward.
+    compile_forward: run the decoder body of `logprobs` and `update` through torch.compile (inductor,
+        dynamic shapes): fused kernels, so the log-probs differ from eager ones in the last bits.
     """
 
     clip_low: float
@@ -35,6 +37,7 @@ class ActorConfig:
     max_tokens_per_microbatch: int = 16384
     logprob_chunk_tokens: int = 1024
     gradient_checkpointing: bool = False
+    compile_forward: bool = False
 
     @classmethod
     def from_trainer(cls, settings: TrainerConfig, **memory: int | bool) -> ActorConfig:
@@ -49,6 +52,7 @@ class ActorConfig:
             grad_clip=settings.grad_clip,
             temperature=settings.temperature,
             surrogate_signal_kl=settings.surrogate_signal_kl,
+            compile_forward=settings.compile_forward,
             **memory,
         )
 

@@ -1,9 +1,10 @@
 """The report of `gdro.analysis.bench.trainer_throughput`: a JSON record and a generated Markdown page.
 
 The record holds where the numbers came from (command, commit, date, machine, package versions), the exact
-settings of both trainers (our resolved run config and TRL's `GRPOConfig` arguments), each trainer's
-measurements, the ratios ours / TRL, and what is matched between the trainers and what cannot be
-(`MATCHED`, `NOT_MATCHED`).
+settings of both trainers (our resolved run config and TRL's `GRPOConfig` arguments), every run's
+measurements, per torch thread count the figures of `gdro.analysis.bench.trainer_summary` (tokens/s, the phase
+split, the ratio ours / TRL with its interval over the rounds), and what is matched between the trainers and what
+cannot be (`MATCHED`, `NOT_MATCHED`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from gdro.analysis.bench.phase_timer import PHASES
+from gdro.analysis.bench.trainer_summary import summarise
 from gdro.analysis.bench.trainer_throughput import TrainerThroughput, trl_settings, updates_per_step
 from gdro.analysis.results.report import provenance
 from gdro.config import RunConfig
@@ -25,14 +27,22 @@ LABELS = {"ours": "ours (`train.py`)", "trl": "TRL `GRPOTrainer`"}
 
 MEASUREMENT = (
     "A step is one generation batch: M prompts x G completions and its ppo_epochs x ppo_mini_batches optimizer "
-    "updates, in both trainers (TRL's global_step counts updates and is divided back). Both run warm-up steps, "
-    "then the timed steps, one after the other in one process. One clock for both, torch's global "
+    "updates, in both trainers (TRL's global_step counts updates and is divided back). Each run is warm-up steps, "
+    "then the timed steps; at each torch thread count the runs alternate in one process (ours, TRL, ours, TRL, "
+    "...), a round being one run of each, so the machine's load falls on both alike. One clock for both, torch's "
+    "global "
     "optimizer-step hook: the timed seconds run from the last update of the last warm-up step to the last "
     "update of the last timed step, so they hold generation, reward, old and reference log-probs, the updates "
     "and each trainer's per-step bookkeeping, and no evaluation or checkpoint. steps/s = timed steps / "
     "seconds; generated tokens/s = completion tokens of the timed steps (eos included, padding not) / seconds "
     "(ours: metrics.jsonl tokens/generated; TRL: counted in its reward function from every completion's token "
-    "ids, and checked against TRL's logged mean completion length); ratio = ours / TRL."
+    "ids, and checked against TRL's logged mean completion length), pooled over a trainer's runs; ratio = ours / "
+    "TRL, with the median and range of the rounds' own ratios as its interval. Phase split (seconds per timed "
+    "step, `gdro.analysis.bench.phase_timer`): the methods that run each phase are wrapped and each call's own "
+    "time is summed: generate (ours HFEngine.generate; TRL _generate), old and ref (ours Actor.logprobs of the "
+    "policy and of the reference; TRL the gradient-free _get_per_token_logps_and_entropies of the model and of "
+    "ref_model), update (ours Actor.update; TRL training_step without its batch preparation, plus the "
+    "optimizer step), other = the step less those (rewards, advantages, padding, weight sync, bookkeeping)."
 )
 
 MATCHED = (
@@ -136,11 +146,17 @@ def machine() -> dict[str, Any]:
 
 
 def build_report(
-    run: RunConfig, config: dict[str, Any], results: dict[str, TrainerThroughput], command: str, repo: Path
+    runs: dict[int, RunConfig],
+    configs: dict[int, dict[str, Any]],
+    results: list[TrainerThroughput],
+    command: str,
+    repo: Path,
 ) -> dict[str, Any]:
-    """The JSON record (module docstring)."""
+    """The JSON record (module docstring) of `run_benchmark`'s output."""
+    threads = sorted(runs)
+    run = runs[threads[0]]
     t = run.trainer
-    ours, trl = results["ours"], results["trl"]
+    first = results[0]
     settings = {
         "prompts_per_step": t.prompts_per_step,
         "completions_per_prompt": int(run.budget.nbar),
@@ -156,10 +172,11 @@ def build_report(
         "ppo_mini_batches": t.ppo_mini_batches,
         "ppo_epochs": t.ppo_epochs,
         "updates_per_step": updates_per_step(run),
-        "torch_threads": t.torch_threads,
+        "torch_threads": threads,
+        "repeats": max(result.repeat for result in results) + 1,
         "seed": run.seed,
-        "warmup_steps": ours.warmup_steps,
-        "timed_steps": ours.timed_steps,
+        "warmup_steps": first.warmup_steps,
+        "timed_steps": first.timed_steps,
         "model": run.model.architecture(),
         "train_prompts": run.dataset.num_train,
     }
@@ -170,28 +187,23 @@ def build_report(
         "versions": {"python": platform.python_version(), **{name: version(name) for name in PACKAGES}},
         "measurement": MEASUREMENT,
         "settings": settings,
-        "our_config": config,
-        "trl_config": trl_settings(run, ours.warmup_steps + ours.timed_steps),
-        "results": {name: result.as_json() for name, result in results.items()},
-        "ratios": {
-            "steps_per_second": ours.steps_per_second / trl.steps_per_second,
-            "tokens_per_second": ours.tokens_per_second / trl.tokens_per_second,
-        },
+        "our_config": configs[threads[0]],
+        "trl_config": trl_settings(run, first.warmup_steps + first.timed_steps),
+        "summary": {str(count): figures for count, figures in summarise(results).items()},
+        "results": [result.as_json() for result in results],
         "matched": [list(row) for row in MATCHED],
         "not_matched": [list(row) for row in NOT_MATCHED],
     }
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The Markdown page of a report: provenance, the table, settings, what is matched and what is not."""
-    origin, versions, settings, results = (
-        report[k] for k in ("provenance", "versions", "settings", "results")
-    )
+    """The Markdown page of a report: provenance, the tables, settings, what is matched and what is not."""
+    origin, versions, settings = (report[k] for k in ("provenance", "versions", "settings"))
     lines = [
         "# Throughput against TRL (`make bench-trainer`)",
         "",
         f"Generated by `{origin['command']}` at commit {origin['commit']} on {origin['date']}; regenerate, do not "
-        "edit. The record with every setting: `trainer_throughput.json`.",
+        "edit. The record with every setting and run: `trainer_throughput.json`.",
         "",
         f"Machine: {report['machine']['cpus']} CPUs ({report['machine']['cpu']}), {report['machine']['platform']}. "
         + ", ".join(f"{name} {value}" for name, value in versions.items())
@@ -199,34 +211,45 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{settings['prompts_per_step']} prompts x {settings['completions_per_prompt']} completions of at most "
         f"{settings['max_completion_tokens']} tokens per step, {settings['updates_per_step']} optimizer updates per "
-        f"step, {settings['torch_threads']} torch threads; {settings['warmup_steps']} warm-up steps, then "
-        f"{settings['timed_steps']} timed steps per trainer.",
+        f"step; per torch thread count {settings['repeats']} runs of each trainer, interleaved, each "
+        f"{settings['warmup_steps']} warm-up steps, then {settings['timed_steps']} timed steps.",
         "",
-        "| trainer | steps/s | generated tokens/s | s per step: mean, median, max | tokens per step | mean reward "
-        "| optimizer updates | load average before, after |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, result in results.items():
-        warmup = result["warmup_steps"]
-        tokens, rewards = result["generated_tokens"][warmup:], result["reward_mean"][warmup:]
-        seconds = result["step_seconds"]
-        lines.append(
-            f"| {LABELS[name]} | {result['steps_per_second']:.3f} | {result['tokens_per_second']:,.0f} | "
-            f"{result['seconds'] / len(seconds):.2f}, {statistics.median(seconds):.2f}, {max(seconds):.2f} | "
-            f"{sum(tokens) / len(tokens):,.0f} | "
-            f"{sum(rewards) / len(rewards):+.3f} | {result['optimizer_updates']} | "
-            f"{result['load_average'][0]:.1f}, {result['load_average'][1]:.1f} |"
-        )
-    ratios = report["ratios"]
+    for threads, summary in report["summary"].items():
+        ratio = summary["ratio"]
+        low, high = ratio["rounds_range"]
+        lines += [
+            f"## {threads} torch thread{'s' if threads != '1' else ''}",
+            "",
+            "| trainer | generated tokens/s | steps/s | median s per step | "
+            + " | ".join(f"{phase} s" for phase in (*PHASES, "other"))
+            + " | tokens per step | mean reward | updates per run | load average |",
+            "|---|---|---|---|" + "---|" * (len(PHASES) + 1) + "---|---|---|---|",
+        ]
+        for name in ("ours", "trl"):
+            figures = summary[name]
+            phases = figures["phase_seconds_per_step"]
+            lines.append(
+                f"| {LABELS[name]} | {figures['tokens_per_second']:,.0f} | {figures['steps_per_second']:.3f} | "
+                f"{figures['median_step_seconds']:.3f} | "
+                + " | ".join(f"{phases[phase]:.3f}" for phase in (*PHASES, "other"))
+                + f" | {figures['tokens_per_step']:,.0f} | {figures['reward_mean']:+.3f} | "
+                f"{', '.join(str(n) for n in sorted(set(figures['optimizer_updates_per_run'])))} | "
+                f"{figures['load_average_range'][0]:.1f}-{figures['load_average_range'][1]:.1f} |"
+            )
+        lines += [
+            f"| **ratio ours / TRL** | **{ratio['tokens_per_second']:.2f}** (rounds: median "
+            f"{ratio['rounds_median']:.2f}, {low:.2f}-{high:.2f}) | **{ratio['steps_per_second']:.2f}** | | "
+            + "| " * (len(PHASES) + 1)
+            + "| | | |",
+            "",
+        ]
     lines += [
-        f"| **ratio ours / TRL** | **{ratios['steps_per_second']:.2f}** | **{ratios['tokens_per_second']:.2f}** "
-        "| | | | | |",
-        "",
-        "Per timed step: tokens and mean reward (+1 correct, -1 not) of its completions; optimizer updates "
-        "include the warm-up steps'. The load average is the machine's over the last minute, before and after "
-        "each trainer's run: above the CPU count, other processes shared the cores, torch's threads waited on "
-        "descheduled peers, and the rates, even their ratio, can move by large factors from run to run; "
-        "compare runs on an idle machine, or with trainer.torch_threads=1.",
+        "Phase columns: seconds per timed step; tokens per step and mean reward (+1 correct, -1 not) over the "
+        "timed steps; updates per run include the warm-up steps'. The load average is the machine's over the "
+        "last minute, before and after each run: above the CPU count, other processes shared the cores, "
+        "torch's threads waited on descheduled peers, and the rates can move by large factors; the rounds' "
+        "ratios, each from two runs back to back, move less. Compare runs on an idle machine.",
         "",
         "## What is measured",
         "",

@@ -1,5 +1,7 @@
 """Throughput of our GRPO trainer (`gdro.train.loop.train`, what `train.py` runs) against TRL's `GRPOTrainer`
-on the same base model, tokenizer, prompts, reward and settings, one after the other in this process.
+on the same base model, tokenizer, prompts, reward and settings, in this process: for each torch thread count,
+`repeats` runs of each trainer, interleaved (ours, TRL, ours, TRL, ...) so that the machine's load falls on
+both alike.
 
 A step is one generation batch in both trainers: M prompts x G completions, then ppo_epochs x ppo_mini_batches
 optimizer updates on them (TRL's own `global_step` counts updates; it is divided back). Each trainer runs
@@ -12,7 +14,9 @@ which fires after every optimizer update of any trainer):
   steps/s    steps / seconds (each timed step's own seconds, last update to last update, are kept too);
   tokens/s   generated completion tokens of the timed steps (up to and including eos, no padding) / seconds;
              ours from metrics.jsonl's tokens/generated, TRL's counted in its reward function, which gets
-             every completion's token ids (and checked against TRL's own logged mean completion length).
+             every completion's token ids (and checked against TRL's own logged mean completion length);
+  phases     own seconds of generation, old and reference log-probs and the updates inside the timed steps
+             (`gdro.analysis.bench.phase_timer`: the methods that run each phase, wrapped in both trainers).
 The TRL settings are derived from our run config (`trl_settings`); `gdro.analysis.bench.trainer_report` states what is
 matched and what cannot be.
 """
@@ -32,6 +36,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from gdro.analysis.bench.phase_timer import PhaseTimer, our_phases, trl_phases
 from gdro.analysis.results.sweep import compose_run_config
 from gdro.config import HFPolicyConfig, RunConfig, SyntheticDatasetConfig, TinyModelConfig, parse_run_config
 from gdro.rewards import Reward
@@ -58,6 +63,7 @@ class TrainerThroughput:
     batch), warm-up steps first; step_seconds one per timed step."""
 
     trainer: str
+    repeat: int  # which run of this trainer at this thread count (0, 1, ...)
     warmup_steps: int
     timed_steps: int
     step_seconds: list[float]  # wall clock of each timed step, last update to last update
@@ -68,6 +74,7 @@ class TrainerThroughput:
     max_parameter_change: float  # max |theta_end - theta_0| over every parameter
     torch_threads: int  # torch.get_num_threads() after the run
     load_average: tuple[float, float]  # the machine's 1-minute load average before and after the run
+    phase_seconds: dict[str, float]  # own seconds of each phase in the timed steps (`phase_timer.PHASES`)
 
     @property
     def seconds(self) -> float:
@@ -114,10 +121,18 @@ class UpdateClock:
     def step_seconds(self, warmup: int, steps: int, updates_per_step: int) -> list[float]:
         """Steps warmup + 1 .. warmup + steps (warmup >= 1), each from the last update of the step before to
         its own last update."""
+        return [end - start for start, end in pairwise(self._step_ends(warmup, steps, updates_per_step))]
+
+    def phases(self, timer: PhaseTimer, warmup: int, steps: int, updates_per_step: int) -> dict[str, float]:
+        """`timer`'s own seconds per phase in the timed steps' window (the `step_seconds` window)."""
+        ends = self._step_ends(warmup, steps, updates_per_step)
+        return timer.seconds_between(ends[0], ends[-1])
+
+    def _step_ends(self, warmup: int, steps: int, updates_per_step: int) -> list[float]:
         ends = self.times[warmup * updates_per_step - 1 :: updates_per_step]
         if len(ends) != steps + 1:
             raise RuntimeError(f"{len(self.times)} updates, not {(warmup + steps) * updates_per_step}")
-        return [end - start for start, end in pairwise(ends)]
+        return ends
 
 
 def benchmark_config(overrides: Sequence[str], steps: int, warmup: int) -> tuple[RunConfig, dict[str, Any]]:
@@ -224,22 +239,26 @@ def max_change(state: dict[str, torch.Tensor], initial: dict[str, torch.Tensor])
     return max(float((state[name] - value).abs().max()) for name, value in initial.items())
 
 
-def run_ours(run: RunConfig, config: dict[str, Any], run_dir: Path, warmup: int) -> TrainerThroughput:
+def run_ours(
+    run: RunConfig, config: dict[str, Any], run_dir: Path, warmup: int, repeat: int = 0
+) -> TrainerThroughput:
     """`train` (what `python train.py` runs) for warmup + steps steps into `run_dir`."""
     from gdro.models.base_model import load_base_model
 
     load_before = os.getloadavg()[0]
-    clock = UpdateClock()
-    with clock.running():
+    clock, timer = UpdateClock(), PhaseTimer()
+    with clock.running(), our_phases(timer):
         records = train(run, run_dir, config, progress=False)
     steps = records[1:]  # records[0]: the evaluation at step 0
+    timed = len(steps) - warmup
     final = torch.load(resolve_resume("latest", run_dir) / "policy.pt", weights_only=True)["model"]
     initial = load_base_model(base_model_path(run))[0].state_dict()
     return TrainerThroughput(
         trainer="ours",
+        repeat=repeat,
         warmup_steps=warmup,
-        timed_steps=len(steps) - warmup,
-        step_seconds=clock.step_seconds(warmup, len(steps) - warmup, updates_per_step(run)),
+        timed_steps=timed,
+        step_seconds=clock.step_seconds(warmup, timed, updates_per_step(run)),
         optimizer_updates=len(clock.times),
         completions=[record["rollouts/total"] for record in steps],
         generated_tokens=[record["tokens/generated"] for record in steps],
@@ -247,6 +266,7 @@ def run_ours(run: RunConfig, config: dict[str, Any], run_dir: Path, warmup: int)
         max_parameter_change=max_change(final, initial),
         torch_threads=torch.get_num_threads(),
         load_average=(load_before, os.getloadavg()[0]),
+        phase_seconds=clock.phases(timer, warmup, timed, updates_per_step(run)),
     )
 
 
@@ -267,7 +287,7 @@ def counting_reward(
     return score
 
 
-def run_trl(run: RunConfig, output_dir: Path, warmup: int, steps: int) -> TrainerThroughput:
+def run_trl(run: RunConfig, output_dir: Path, warmup: int, steps: int, repeat: int = 0) -> TrainerThroughput:
     """TRL's `GRPOTrainer` with `trl_settings` on a fresh copy of the base model, our tokenizer, the synthetic
     task's train split (plain-text prompts) and our reward, for warmup + steps generation batches."""
     from transformers.trainer_callback import PrinterCallback
@@ -292,9 +312,9 @@ def run_trl(run: RunConfig, output_dir: Path, warmup: int, steps: int) -> Traine
         processing_class=tokenizer,
     )
     trainer.remove_callback(PrinterCallback)  # its log lines go to stdout; log_history keeps them
-    clock = UpdateClock()
+    clock, timer = UpdateClock(), PhaseTimer()
     try:
-        with clock.running():
+        with clock.running(), trl_phases(timer, trainer):
             trainer.train()
     finally:
         reward.close()
@@ -310,6 +330,7 @@ def run_trl(run: RunConfig, output_dir: Path, warmup: int, steps: int) -> Traine
         )
     return TrainerThroughput(
         trainer="trl",
+        repeat=repeat,
         warmup_steps=warmup,
         timed_steps=steps,
         step_seconds=clock.step_seconds(warmup, steps, updates_per_step(run)),
@@ -320,24 +341,42 @@ def run_trl(run: RunConfig, output_dir: Path, warmup: int, steps: int) -> Traine
         max_parameter_change=max_change(trainer.model.state_dict(), initial),
         torch_threads=torch.get_num_threads(),
         load_average=(load_before, os.getloadavg()[0]),
+        phase_seconds=clock.phases(timer, warmup, steps, updates_per_step(run)),
     )
 
 
 def run_benchmark(
-    overrides: Sequence[str] = (), steps: int = 20, warmup: int = 2, order: Sequence[str] = TRAINERS
-) -> tuple[RunConfig, dict[str, Any], dict[str, TrainerThroughput]]:
-    """Both trainers, in `order`, in this process, on our config with `overrides`: our run config, its resolved
-    dict, and the throughputs by trainer name."""
+    overrides: Sequence[str] = (),
+    steps: int = 20,
+    warmup: int = 2,
+    threads: Sequence[int] = (1, 2),
+    repeats: int = 3,
+    order: Sequence[str] = TRAINERS,
+) -> tuple[dict[int, RunConfig], dict[int, dict[str, Any]], list[TrainerThroughput]]:
+    """Both trainers on our config with `overrides`, in this process: for each torch thread count in `threads`,
+    `repeats` rounds, each running the trainers in `order` (A B A B ...). Our run config and its resolved
+    dict per thread count, and every run's throughput in the order they ran."""
     if sorted(order) != sorted(TRAINERS):
         raise ValueError(f"order={list(order)}: name each of {TRAINERS} once")
-    run, config = benchmark_config(overrides, steps, warmup)
-    torch.set_num_threads(run.trainer.torch_threads)  # the base model's warm start too, when not cached
-    base_model_path(run)  # build the base model (if not cached) before any clock runs
-    results = {}
+    if repeats < 1 or not threads:
+        raise ValueError(
+            f"repeats={repeats}, threads={list(threads)}: need one run at one thread count at least"
+        )
+    runs, configs, results = {}, {}, []
+    for count in threads:
+        runs[count], configs[count] = benchmark_config(
+            [*overrides, f"trainer.torch_threads={count}"], steps, warmup
+        )
+    first = runs[threads[0]]
+    torch.set_num_threads(first.trainer.torch_threads)  # the base model's warm start too, when not cached
+    base_model_path(first)  # build the base model (if not cached) before any clock runs
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as scratch:
-        for name in order:
-            if name == "ours":
-                results[name] = run_ours(run, config, Path(scratch) / "ours", warmup)
-            else:
-                results[name] = run_trl(run, Path(scratch) / "trl", warmup, steps)
-    return run, config, results
+        for count in threads:
+            for repeat in range(repeats):
+                for name in order:
+                    where = Path(scratch) / f"{name}-{count}-{repeat}"
+                    if name == "ours":
+                        results.append(run_ours(runs[count], configs[count], where, warmup, repeat))
+                    else:
+                        results.append(run_trl(runs[count], where, warmup, steps, repeat))
+    return runs, configs, results
