@@ -35,3 +35,23 @@ class Allocator(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class StatelessAllocator:
+    """The part of `Allocator` an allocator without state of its own shares: no update, no shadow price,
+    an empty state (the curriculum checkpoints the classifier, which holds any history it reads)."""
+
+    def update(self, result: StepResult) -> None:
+        """No state."""
+
+    @property
+    def shadow_price(self) -> float | None:
+        """No shadow price."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """No state."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """No state."""

@@ -34,14 +34,13 @@ reweighted; no state besides the classifier's, which the curriculum checkpoints.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from gdro.core.allocators.base import StatelessAllocator
 from gdro.core.allocators.budget import BudgetConfig
 from gdro.core.difficulty import DifficultyClassifier
 from gdro.core.registry import ALLOCATORS
-from gdro.core.step import StepResult
 
 
 @dataclass
@@ -126,7 +125,7 @@ def knapsack_allocation(
 
 
 @ALLOCATORS.register("knapsack", config=KnapsackConfig)
-class KnapsackAllocator:
+class KnapsackAllocator(StatelessAllocator):
     """Per-prompt rollout counts maximising the summed Knapsack-RL value under the exact budget."""
 
     def __init__(
@@ -150,18 +149,3 @@ class KnapsackAllocator:
         prompt_ids = np.asarray(prompt_ids, dtype=np.int64)
         known = classifier.recorded_rollouts(prompt_ids) >= self.config.min_rollouts
         return knapsack_allocation(classifier.success_rate(prompt_ids), known, self.budget, self.config)
-
-    def update(self, result: StepResult) -> None:
-        """No state of its own: the classifier records the step."""
-
-    @property
-    def shadow_price(self) -> float | None:
-        """No shadow price."""
-        return None
-
-    def state_dict(self) -> dict[str, Any]:
-        """No state."""
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """No state."""
