@@ -38,8 +38,8 @@ def test_two_ranks_run_the_collectives_and_exit_with_the_group_destroyed(tmp_pat
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    # Both ranks write to one pipe, so their lines may interleave: count the texts, not lines.
     for rank in (0, 1):
-        assert f"rank {rank} of 2: sum 3, gather [0, 1], max 1, broadcast 17" in lines, result.stdout
-    assert lines.count("group alive at exit: False") == 2, result.stdout
+        assert f"rank {rank} of 2: sum 3, gather [0, 1], max 1, broadcast 17" in result.stdout
+    assert result.stdout.count("group alive at exit: False") == 2, result.stdout
     assert "terminate called" not in result.stderr
