@@ -6,7 +6,6 @@ count them (not the simulator). The j-th evaluation of every seed is averaged, x
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -16,8 +15,6 @@ from gdro.analysis.results.equal_compute import ROLLOUTS_KEY, TOKENS_KEY, comput
 from gdro.analysis.results.runs import RunResult
 from gdro.analysis.results.stats import mean_interval
 from gdro.analysis.results.table import MethodSummary
-
-DPI = 100
 
 
 def compute_file(metric: str) -> str:
@@ -64,16 +61,3 @@ def compute_figure(summaries: Sequence[MethodSummary], metric: str) -> Figure:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
     return fig
-
-
-def write_compute_figures(
-    summaries: Sequence[MethodSummary], metrics: Sequence[str], out_dir: Path
-) -> list[Path]:
-    """`compute_figure` for each metric into out_dir/<compute_file>; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for metric in metrics:
-        path = out_dir / compute_file(metric)
-        compute_figure(summaries, metric).savefig(path, dpi=DPI)
-        paths.append(path)
-    return paths

@@ -3,7 +3,7 @@ and the curriculum plots of one seed per method (`gdro.analysis.viz.write_run_pl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -77,15 +77,19 @@ def metric_figure(summaries: Sequence[MethodSummary], metric: str) -> Figure:
     return fig
 
 
-def write_metric_figures(
-    summaries: Sequence[MethodSummary], metrics: Sequence[str], out_dir: Path
+def write_figures(
+    draw: Callable[[Sequence[MethodSummary], str], Figure],
+    file_name: Callable[[str], str],
+    summaries: Sequence[MethodSummary],
+    metrics: Sequence[str],
+    out_dir: Path,
 ) -> list[Path]:
-    """`metric_figure` for each metric into out_dir/<metric_file>; returns the paths."""
+    """`draw(summaries, metric)` for each metric into out_dir/<file_name(metric)>; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for metric in metrics:
-        path = out_dir / metric_file(metric)
-        metric_figure(summaries, metric).savefig(path, dpi=DPI)
+        path = out_dir / file_name(metric)
+        draw(summaries, metric).savefig(path, dpi=DPI)
         paths.append(path)
     return paths
 

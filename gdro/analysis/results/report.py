@@ -14,9 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gdro.analysis.results.compute_figure import compute_file, write_compute_figures
+from gdro.analysis.results.compute_figure import compute_figure, compute_file
 from gdro.analysis.results.equal_compute import equal_compute_table, spend_table, summarize_compute
-from gdro.analysis.results.figures import metric_file, write_curriculum_plots, write_metric_figures
+from gdro.analysis.results.figures import (
+    metric_figure,
+    metric_file,
+    write_curriculum_plots,
+    write_figures,
+)
 from gdro.analysis.results.methods import GRPO
 from gdro.analysis.results.records import find_records
 from gdro.analysis.results.runs import (
@@ -230,8 +235,8 @@ def write_results(
         )
     summaries = summarize(groups, baseline, metrics)
     summaries.sort(key=lambda s: s.key != baseline)
-    write_metric_figures(summaries, metrics, out_dir)
-    write_compute_figures(summaries, metrics, out_dir)
+    write_figures(metric_figure, metric_file, summaries, metrics, out_dir)
+    write_figures(compute_figure, compute_file, summaries, metrics, out_dir)
     curriculum = write_curriculum_plots(summaries, out_dir / CURRICULUM_DIR)
     origin = provenance(command, Path(__file__).resolve().parents[3])
     text = results_markdown(summaries, metrics, title, origin, str(runs_dir), curriculum, out_dir, unfinished)
