@@ -70,7 +70,9 @@ def test_every_phase_is_timed_inside_the_steps(benchmark: tuple, name: str) -> N
     result: TrainerThroughput = results[name]
     for phase in PHASES:
         assert result.phase_seconds[phase] > 0, phase
-    assert sum(result.phase_seconds[phase] for phase in PHASES) < result.seconds
+    # The window ends at the last optimizer step, while the update call that made it returns a little
+    # later (its statistics): a call is counted whole by its start, so the sum may pass the window by that tail.
+    assert sum(result.phase_seconds[phase] for phase in PHASES) < 1.05 * result.seconds
 
 
 @pytest.mark.parametrize("name", ["ours", "trl"])
