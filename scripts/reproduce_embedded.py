@@ -37,7 +37,16 @@ from gdro.config import parse_run_config
 from gdro.models.base_model import ensure_base_model
 
 TITLE = "Held-out success on the embedded frontier task, by method, at equal generated rollouts"
-COMMON = ("experiment=frontier", "logger=none", "trainer.torch_threads=1")
+# The committed records were trained with transformers `generate` and one micro-batch per update, before
+# those defaults changed (policy.decode=shrinking, max_tokens_per_microbatch=2048, both faster): the sweep
+# keeps their settings, so that it resumes from the records and extends them alike.
+COMMON = (
+    "experiment=frontier",
+    "logger=none",
+    "trainer.torch_threads=1",
+    "policy.decode=generate",
+    "trainer.max_tokens_per_microbatch=32768",
+)
 EVALS = 6
 
 

@@ -246,7 +246,7 @@ def test_the_fields_that_take_one_of_a_few_words_are_literal() -> None:
     expected = {
         "trainer.adv_std", "trainer.loss_agg", "trainer.backend", "trainer.rollout_is",
         "sampler.mode", "sampler.weighting", "sampler.score_signal", "sampler.score_norm",
-        "allocator.utility", "classifier.estimator", "policy.engine", "logger.name", "logger.mode",
+        "allocator.utility", "classifier.estimator", "policy.engine", "policy.decode", "logger.name", "logger.mode",
         "model.dtype", "model.attn_implementation", "model.size", "dataset.template", "dataset.on_bad_row",
         "eval.name", "deepspeed.precision",
     }  # fmt: skip

@@ -191,3 +191,22 @@ def test_the_record_of_a_1000_step_simulator_run_is_at_most_50_kb(tmp_path: Path
     assert export_run(tmp_path / "run", path)
     assert path.stat().st_size <= 50_000
     assert len(read_record(path)["records"]) == 51  # step 0 and every 20th step (the evals among them)
+
+
+def test_a_record_written_before_a_key_existed_is_the_same_run_at_that_keys_default() -> None:
+    """`with_defaults` gives a config every key its schemas define: a key the record lacks (added later, its
+    default keeping the old behaviour) compares equal at its default and unequal at any other value."""
+    from gdro.analysis.results.sweep import same_recorded_run
+    from gdro.config.store import with_defaults
+
+    today = compose_config(["experiment=frontier", "logger=none"])
+    older = json.loads(json.dumps(today))
+    del older["trainer"]["compile_forward"]  # a key added after the record
+    del older["policy"]["vllm"]["enforce_eager"]  # in a nested node too
+    assert with_defaults(older) == with_defaults(today)
+    assert same_recorded_run({**older, "cache_dir": "/elsewhere"}, today)
+    compiled = json.loads(json.dumps(today))
+    compiled["trainer"]["compile_forward"] = True
+    assert not same_recorded_run(older, compiled)
+    assert not same_recorded_run(older, {**today, "seed": today["seed"] + 1})
+    assert with_defaults(today) == today  # a composed config already holds every key

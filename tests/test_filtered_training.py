@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conf_helpers import compose_config
+from conf_helpers import SOME_GROUPS_MIXED, compose_config
 
 from gdro.config import parse_run_config
 from gdro.core.allocators import FixedAllocator
@@ -121,7 +121,7 @@ def test_the_method_keys_show_a_filter_only_when_there_is_one() -> None:
 @pytest.mark.parametrize("method", ["dapo_dynamic_sampling", "accuracy_band"])
 def test_each_filter_baseline_trains_the_tiny_model(method: str, tmp_path: Path, cache_dir: Path) -> None:
     rounds = ["filter.gen_batch_size=12", "filter.max_gen_batches=3", "filter.on_exhausted=train"]
-    overrides = ["debug=quick", f"cache_dir={cache_dir}", f"method={method}", *rounds]
+    overrides = ["debug=quick", *SOME_GROUPS_MIXED, f"cache_dir={cache_dir}", f"method={method}", *rounds]
     records = _run(tmp_path / method, overrides)
     _assert_compute_adds_up(records, round_rollouts=12 * 4, batch_rollouts=8 * 4)
     for record in records[1:]:

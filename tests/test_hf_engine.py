@@ -54,8 +54,12 @@ def test_tiny_model_is_seeded_and_keeps_global_rng(tokenizer):
     assert first.config.pad_token_id == tokenizer.pad_token_id
 
 
-def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
-    engine = HFEngine(model, tokenizer, batch_size=4)
+DECODES = ("shrinking", "generate")
+
+
+@pytest.mark.parametrize("decode", DECODES)
+def test_generate_honours_unequal_and_zero_counts(model, tokenizer, decode):
+    engine = HFEngine(model, tokenizer, batch_size=4, decode=decode)
     counts = [2, 0, 3, 1]
     params = Decoding(max_new_tokens=12)
     model.train()
@@ -82,12 +86,13 @@ def test_generate_honours_unequal_and_zero_counts(model, tokenizer):
     assert engine.generate([], [], params).completion_token_ids == []
 
 
-def test_a_rollout_copy_follows_the_synced_weights_and_the_actor_engine_copies_nothing(tokenizer):
+@pytest.mark.parametrize("decode", DECODES)
+def test_a_rollout_copy_follows_the_synced_weights_and_the_actor_engine_copies_nothing(tokenizer, decode):
     """Under ZeRO-3 the engine generates on a whole copy that `sync_weights` updates (tied head included);
     on the actor itself the sync finds the actor's own tensors."""
     actor = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=1, **TINY)
     copy = build_tiny_qwen3(len(tokenizer), tokenizer=tokenizer, seed=2, **TINY)
-    engine = HFEngine(copy, tokenizer)
+    engine = HFEngine(copy, tokenizer, decode=decode)
     engine.sync_weights((name, p.detach()) for name, p in actor.named_parameters())  # tied head: one name
     for name, tensor in actor.state_dict().items():
         assert torch.equal(copy.state_dict()[name], tensor), name
@@ -96,7 +101,7 @@ def test_a_rollout_copy_follows_the_synced_weights_and_the_actor_engine_copies_n
     prompts = tokenize_prompts(tokenizer, PROMPTS)
     assert (
         engine.generate(prompts, [1] * 4, decoding).completion_token_ids
-        == HFEngine(actor, tokenizer).generate(prompts, [1] * 4, decoding).completion_token_ids
+        == HFEngine(actor, tokenizer, decode=decode).generate(prompts, [1] * 4, decoding).completion_token_ids
     )
     before = {name: tensor.clone() for name, tensor in actor.state_dict().items()}
     HFEngine(actor, tokenizer).sync_weights(actor.state_dict().items())  # its own tensors: no copy
@@ -107,8 +112,9 @@ def test_a_rollout_copy_follows_the_synced_weights_and_the_actor_engine_copies_n
         engine.sync_weights([("lm_head.weight", torch.zeros(1))])  # copy_ would broadcast it silently
 
 
-def test_completions_stop_at_eos_without_padding(model, tokenizer):
-    engine = HFEngine(model, tokenizer, batch_size=16)
+@pytest.mark.parametrize("decode", DECODES)
+def test_completions_stop_at_eos_without_padding(model, tokenizer, decode):
+    engine = HFEngine(model, tokenizer, batch_size=16, decode=decode)
     params = Decoding(temperature=1.0, max_new_tokens=40)
     torch.manual_seed(0)
     generations = engine.generate(tokenize_prompts(tokenizer, PROMPTS), [10, 10, 10, 10], params)
@@ -127,9 +133,10 @@ def test_completions_stop_at_eos_without_padding(model, tokenizer):
     assert generations.truncation_rate == (40 - len(ended)) / 40
 
 
-def test_extra_stop_token_ids_end_completions(model, tokenizer):
+@pytest.mark.parametrize("decode", DECODES)
+def test_extra_stop_token_ids_end_completions(model, tokenizer, decode):
     """A stop id besides eos (Qwen3 base: <|im_end|>) ends a completion there, kept as its last token."""
-    engine = HFEngine(model, tokenizer, batch_size=16)
+    engine = HFEngine(model, tokenizer, batch_size=16, decode=decode)
     prompt_ids = tokenize_prompts(tokenizer, PROMPTS)
     torch.manual_seed(0)
     free = engine.generate(prompt_ids, [10] * 4, Decoding(max_new_tokens=40))

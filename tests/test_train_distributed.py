@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conf_helpers import run_train_py
+from conf_helpers import SOME_GROUPS_MIXED, run_train_py
 from test_train_hf import QUICK
 from transformers import AutoModelForCausalLM
 
@@ -145,7 +145,13 @@ def test_two_ranks_keep_the_same_groups_under_dynamic_sampling(tmp_path: Path, c
     (a divergence would fail the controllers' digest check at the step-2 checkpoint), and each trains the
     kept groups it generated: the step still trains M groups, the discarded rest is counted."""
     rounds = ["filter.gen_batch_size=12", "filter.max_gen_batches=3", "filter.on_exhausted=train"]
-    extra = ["method=dapo_dynamic_sampling", "allocator=fixed", "trainer.steps=2", *rounds]
+    extra = [
+        "method=dapo_dynamic_sampling",
+        "allocator=fixed",
+        "trainer.steps=2",
+        *SOME_GROUPS_MIXED,
+        *rounds,
+    ]
     records = torchrun_train(tmp_path / "filtered", cache_dir, extra)
     assert [r["step"] for r in records] == [0, 1, 2]
     for record in records[1:]:

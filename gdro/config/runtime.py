@@ -40,14 +40,17 @@ class VLLMConfig:
 
 @dataclass
 class HFPolicyConfig:
-    """`conf/policy/hf.yaml`: a transformers actor; rollouts from its own `generate` or from vLLM."""
+    """`conf/policy/hf.yaml`: a transformers actor; rollouts from the actor itself or from vLLM."""
 
     name: str = "hf"
     """The choice (conf/policy/hf.yaml)."""
     engine: Literal["hf", "vllm"] = "hf"
-    """Rollout engine: transformers generate on the actor (hf), or an in-process vLLM (vllm)."""
+    """Rollout engine: the transformers actor itself (hf), or an in-process vLLM (vllm)."""
     generation_batch_size: int = 256
-    """Sequences per generate call (engine=hf)."""
+    """Sequences per sampling batch (engine=hf)."""
+    decode: Literal["shrinking", "generate"] = "shrinking"
+    """engine=hf's sampling loop: each prompt encoded once and a row leaving the batch at its stop token
+    (shrinking), or transformers `generate` (same distribution, other draws)."""
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     """The in-process vLLM engine (engine=vllm)."""
 

@@ -92,3 +92,28 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     for (group, name), node in schema_nodes().items():
         store.store(group=group, name=name, node=node)
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config with every key its groups' schemas define: a key the config lacks takes its
+    schema's default (nested groups too), a key it holds keeps its value.
+
+    A run folder or record written before a key existed holds the behaviour of that key's default (a new
+    key defaults to what the code did before it), so its config compares equal to today's composition of
+    the same run through this.
+    """
+    nodes = schema_nodes()
+    filled = dict(config)
+    for group, values in config.items():
+        if isinstance(values, dict) and (group, f"base_{values.get(SCHEMA_KEY)}") in nodes:
+            filled[group] = _merged(nodes[group, f"base_{values[SCHEMA_KEY]}"], values)
+    return filled
+
+
+def _merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` over `defaults`, dict by dict."""
+    merged = {**defaults, **values}
+    for key, default in defaults.items():
+        if isinstance(default, dict) and isinstance(values.get(key), dict):
+            merged[key] = _merged(default, values[key])
+    return merged

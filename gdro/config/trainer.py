@@ -23,8 +23,9 @@ class TrainerConfig:
     """PPO updates per step, each on M / ppo_mini_batches prompts (paper: 2, 128 of 256)."""
     ppo_epochs: int = 1
     """Passes over the step's rollouts (each pass does ppo_mini_batches updates)."""
-    max_tokens_per_microbatch: int = 32768
-    """Padded tokens per micro-batch; a PPO mini-batch is cut into micro-batches of at most this many."""
+    max_tokens_per_microbatch: int = 2048
+    """Padded tokens per micro-batch; a PPO mini-batch is cut into micro-batches of at most this many, rows
+    by length (2048: the fastest on the CPU for the tiny model; experiment=paper's GPUs take 16384)."""
     logprob_chunk_tokens: int = 1024
     """Completion tokens per lm-head call: no [tokens, vocab] fp32 tensor for the whole batch."""
     compile_forward: bool = False

@@ -2,7 +2,7 @@
 
 The trainer hands an engine prompt TOKEN IDS (never strings to re-tokenise) and a count n_i per prompt;
 the engine returns R = sum_i n_i completions, grouped by prompt in input order. `HFEngine`
-(transformers `generate`, `gdro.engines.hf`) and `VLLMEngine` (`gdro.engines.vllm`) implement it. `Decoding`
+(the transformers model, `gdro.engines.hf`) and `VLLMEngine` (`gdro.engines.vllm`) implement it. `Decoding`
 is named so that it cannot be confused with vLLM's own `SamplingParams`.
 """
 

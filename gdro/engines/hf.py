@@ -1,4 +1,4 @@
-"""The transformers engine: `model.generate` for rollouts from prompt token ids.
+"""The transformers engine: rollouts from prompt token ids, by a shrinking batch or `model.generate`.
 
 Rollouts are returned flat, grouped by prompt in input order: prompt i contributes counts[i]
 consecutive rollouts (possibly none), and `prompt_index` says which prompt each rollout belongs to.
@@ -9,32 +9,45 @@ weights diverged) before torch's sampler would fail on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from gdro.engines.base import Decoding, Generations
-from gdro.errors import NonFiniteError
+from gdro.engines.shrinking_decode import decode_shrinking, require_finite_scores
 
 
 class HFEngine:
-    """Samples completions with `model.generate` in chunks of at most `batch_size` sequences.
+    """Samples completions from the actor's transformers model, at most `batch_size` sequences at a time.
 
-    It generates from the actor's own module (same process, same parameters: `sync_weights` finds the
-    actor's own tensors and copies nothing), or from a whole copy of it when the actor is partitioned
-    (ZeRO-3), which `sync_weights` then updates. `sleep` / `wake` have no memory to release: the
-    protocol's other engines need them. Sampling draws from torch's global RNG, so the caller seeds (and
-    checkpoints) it.
+    `decode` picks the sampling loop: "shrinking" (`gdro.engines.shrinking_decode`: each prompt encoded
+    once, a row leaves the batch at its stop token) or "generate" (transformers `model.generate` on the
+    prompt rows, every row decoded until the batch's last one stops). Both sample the same distribution
+    with the same processors; their draws differ. It generates from the actor's own module (same
+    process, same parameters: `sync_weights` finds the actor's own tensors and copies nothing), or from
+    a whole copy of it when the actor is partitioned (ZeRO-3), which `sync_weights` then updates.
+    `sleep` / `wake` have no memory to release: the protocol's other engines need them. Sampling draws
+    from torch's global RNG, so the caller seeds (and checkpoints) it.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 256):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int = 256,
+        decode: Literal["shrinking", "generate"] = "shrinking",
+    ):
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer needs a pad and an eos token")
+        if decode not in ("shrinking", "generate"):
+            raise ValueError(f"decode is 'shrinking' or 'generate', not {decode!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.decode = decode
 
     def generate(
         self,
@@ -44,7 +57,7 @@ class HFEngine:
         seeds: Sequence[int] | None = None,
     ) -> Generations:
         """counts[i] rollouts of prompt_token_ids[i] for every i (a count may be 0). `seeds` are not used:
-        batched `generate` has one RNG stream, torch's global one, which the caller seeds."""
+        batched sampling has one RNG stream, torch's global one, which the caller seeds."""
         if len(prompt_token_ids) != len(counts):
             raise ValueError(f"{len(prompt_token_ids)} prompts but {len(counts)} counts")
         counts_array = np.asarray(counts, dtype=np.int64)
@@ -61,10 +74,8 @@ class HFEngine:
         self.model.eval()
         try:
             with torch.no_grad():
-                for start in range(0, len(rollout_prompts), self.batch_size):
-                    chunk_tokens, chunk_reasons = self._generate_chunk(
-                        rollout_prompts[start : start + self.batch_size], decoding
-                    )
+                for prompts, chunk_counts in _chunks(prompt_token_ids, counts_array, self.batch_size):
+                    chunk_tokens, chunk_reasons = self._generate_chunk(prompts, chunk_counts, decoding)
                     completions += chunk_tokens
                     reasons += chunk_reasons
         finally:
@@ -73,10 +84,15 @@ class HFEngine:
         return Generations(prompt_index, rollout_prompts, completions, texts, reasons)
 
     def _generate_chunk(
-        self, prompt_token_ids: list[list[int]], decoding: Decoding
+        self, prompts: list[list[int]], counts: list[int], decoding: Decoding
     ) -> tuple[list[list[int]], list[str]]:
+        """counts[i] completions of prompts[i], flat and grouped by prompt, and their finish reasons."""
+        stops = [self.tokenizer.eos_token_id, *decoding.stop_token_ids]
+        if self.decode == "shrinking":
+            return decode_shrinking(self.model, prompts, counts, decoding, self.tokenizer.pad_token_id, stops)
+        rows = [prompt for prompt, count in zip(prompts, counts, strict=True) for _ in range(count)]
         batch = self.tokenizer.pad(
-            {"input_ids": prompt_token_ids}, padding=True, padding_side="left", return_tensors="pt"
+            {"input_ids": rows}, padding=True, padding_side="left", return_tensors="pt"
         ).to(self.model.device)
         sampling = {"do_sample": False}
         if decoding.temperature > 0:
@@ -86,7 +102,6 @@ class HFEngine:
                 "top_p": decoding.top_p,
                 "top_k": decoding.top_k,
             }
-        stops = [self.tokenizer.eos_token_id, *decoding.stop_token_ids]
         sequences = self.model.generate(
             **batch,
             max_new_tokens=decoding.max_new_tokens,
@@ -127,15 +142,31 @@ class HFEngine:
 
 
 class _FiniteLogits(LogitsProcessor):
-    """Passes the scores through, after the other processors (top-k and top-p set -inf on purpose): raises
-    `NonFiniteError` when one is NaN or +inf, or a row has no score above -inf left to sample from."""
+    """`require_finite_scores` as `generate`'s last logits processor."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        # one pass over [rows, V]: a row's max is NaN if any score is (amax propagates NaN), +inf if any is,
-        # -inf if none is left to sample from
-        if bool((~torch.isfinite(scores.amax(-1))).any()):
-            raise NonFiniteError("the rollout engine's next-token logits are")
-        return scores
+        return require_finite_scores(scores)
+
+
+def _chunks(
+    prompt_token_ids: Sequence[Sequence[int]], counts: np.ndarray, batch_size: int
+) -> Iterator[tuple[list[list[int]], list[int]]]:
+    """Consecutive (prompts, counts) pieces of at most `batch_size` rollouts each, in input order; a
+    prompt's rollouts are split across pieces only when they do not fit in one. Count-0 prompts are left
+    out."""
+    prompts: list[list[int]] = []
+    chunk_counts: list[int] = []
+    for prompt, count in zip(prompt_token_ids, counts.tolist(), strict=True):
+        while count > 0:
+            take = min(count, batch_size - sum(chunk_counts))
+            prompts.append(list(prompt))
+            chunk_counts.append(take)
+            count -= take
+            if sum(chunk_counts) == batch_size:
+                yield prompts, chunk_counts
+                prompts, chunk_counts = [], []
+    if prompts:
+        yield prompts, chunk_counts
 
 
 def tokenize_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str]) -> list[list[int]]:

@@ -203,8 +203,9 @@ class Actor:
             self._compiled[id(model)] = torch.compile(_body_and_head(model)[0], dynamic=True)
         return self._compiled[id(model)]
 
-    def microbatches(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> list[range]:
-        """Token-budget cut of the rows; a row without completion tokens costs nothing (no forward)."""
+    def microbatches(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> list[list[int]]:
+        """Token-budget cut of the rows, by length (row index lists); a row without completion tokens
+        costs nothing (no forward)."""
         widths = [len(p) + len(c) if c else 0 for p, c in zip(prompt_ids, completion_ids, strict=True)]
         return token_budget_microbatches(widths, self.config.max_tokens_per_microbatch)
 
@@ -224,19 +225,22 @@ class Actor:
         for rows in passes:
             part, part_mask = completion_logprobs(
                 model,
-                prompt_ids[rows.start : rows.stop],
-                completion_ids[rows.start : rows.stop],
+                [prompt_ids[row] for row in rows],
+                [completion_ids[row] for row in rows],
                 self.config.temperature,
                 self.chunk_tokens,
                 self._body(model),
             )
-            logprobs[rows.start : rows.stop, : part.shape[1]] = part
-            mask[rows.start : rows.stop, : part.shape[1]] = part_mask
+            index = torch.tensor(rows, device=model.device)
+            logprobs[index, : part.shape[1]] = part
+            mask[index, : part.shape[1]] = part_mask
         if self.world.max(int(not bool(torch.isfinite(logprobs).all()))):  # every rank stops
             raise NonFiniteError("the log-probs of the rollouts (old or reference policy) are")
         return logprobs, mask
 
-    def _forward_passes(self, prompt_ids: TokenRows, completion_ids: TokenRows) -> tuple[list[range], int]:
+    def _forward_passes(
+        self, prompt_ids: TokenRows, completion_ids: TokenRows
+    ) -> tuple[list[list[int]], int]:
         """The micro-batches that need a forward (those holding a completion token), and how many there are
         in all."""
         cuts = self.microbatches(prompt_ids, completion_ids)
@@ -303,12 +307,12 @@ class Actor:
             self.backend.before_forward()
             self.backend.backward(0.0 * self._padding_logprob(self.model), boundary=index == passes - 1)
         for index, rows in enumerate(cuts, start=passes - len(cuts)):
-            part = slice(rows.start, rows.stop)
+            part = torch.tensor(rows)  # CPU indices: they index tensors on the CPU and on the device
             self.backend.before_forward()
             logprobs, mask = completion_logprobs(
                 self.model,
-                prompt_ids[part],
-                completion_ids[part],
+                [prompt_ids[row] for row in rows],
+                [completion_ids[row] for row in rows],
                 c.temperature,
                 self.chunk_tokens,
                 self._body(self.model),
@@ -356,7 +360,7 @@ class Actor:
                     ).loss_tok
                     if c.surrogate_signal_kl and kl_tokens is not None:
                         unweighted = unweighted + c.kl_coef * kl_tokens.detach()
-                    signal[part] = sequence_mean(unweighted, mask).double().cpu().numpy()
+                    signal[rows] = sequence_mean(unweighted, mask).double().cpu().numpy()
         grad_norm, applied = self.backend.step()
         return ActorStats(
             loss=totals["policy"] + c.kl_coef * totals["kl"],

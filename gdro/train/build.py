@@ -27,6 +27,8 @@ from gdro.train.sim_learner import SimLearner
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from gdro.engines.base import RolloutEngine
+
 log = logging.getLogger(__name__)
 
 
@@ -109,18 +111,18 @@ def build_learner(run: RunConfig, world: World | None = None) -> Learner:
         from gdro.models.pretrained import stop_token_ids
 
         stops = stop_token_ids(tokenizer, run.model.stop_tokens)
-    engine = None  # HFLearner's default: transformers generate on the actor
+    engine: RolloutEngine
     if run.policy.engine == "vllm":  # vLLM is imported only here; one engine per rank
         from gdro.engines.vllm import VLLMEngine
 
         source = load_model()[0] if partitioned else model
         engine = VLLMEngine.from_actor(source, tokenizer, run.policy.vllm, seed=run.seed)
         del source
-    elif partitioned:
+    else:  # on the actor, or on a whole copy (ZeRO-3) that sync_weights updates
         from gdro.engines.hf import HFEngine
 
-        rollout_model = load_model()[0].eval().requires_grad_(False)
-        engine = HFEngine(rollout_model, tokenizer, run.policy.generation_batch_size)
+        rollout_model = load_model()[0].eval().requires_grad_(False) if partitioned else model
+        engine = HFEngine(rollout_model, tokenizer, run.policy.generation_batch_size, run.policy.decode)
     backend = None
     if deepspeed_config is not None:
         from gdro.train.parallel.backends import DeepSpeedBackend

@@ -66,9 +66,11 @@ MATCHED = (
     ),
     (
         "generation",
-        "transformers `generate` on the policy's own weights, the same temperature, top-p, top-k and maximum "
-        "completion length, stop at eos; TRL generates the whole batch in one call, ours in calls of up to "
-        "policy.generation_batch_size (256: one call at the defaults)",
+        "on the policy's own weights with transformers' sampling processors, the same temperature, top-p, "
+        "top-k and maximum completion length, stop at eos; TRL: `generate` on the whole batch in one call; "
+        "ours: policy.decode in batches of up to policy.generation_batch_size (256: one at the defaults), "
+        "by default `shrinking` (each prompt encoded once, a row leaves the batch at its eos; `generate` "
+        "keeps every row until the last stops)",
     ),
     (
         "updates per step",
@@ -107,9 +109,10 @@ NOT_MATCHED = (
     ),
     (
         "update batches",
-        "ours takes whole prompt groups per mini-batch and cuts it into micro-batches by a padded-token budget "
-        "(trainer.max_tokens_per_microbatch); TRL shuffles the generation batch's completions and takes "
-        "per_device_train_batch_size rows per forward; at the defaults both run one forward/backward per update",
+        "ours takes whole prompt groups per mini-batch, orders its rows by length and cuts them into "
+        "micro-batches of at most trainer.max_tokens_per_microbatch padded tokens (2048: 3 to 4 forward/backward "
+        "passes per update here); TRL shuffles the generation batch's completions and runs "
+        "per_device_train_batch_size rows in one forward/backward per update",
     ),
     (
         "loss details",

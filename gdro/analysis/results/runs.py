@@ -23,6 +23,7 @@ import pandas as pd
 from gdro.analysis.results.activity import adversary_activity
 from gdro.analysis.results.methods import METHODS, method_key
 from gdro.analysis.results.records import read_record, run_totals
+from gdro.config.store import with_defaults
 from gdro.train.io.metrics import read_metrics
 from gdro.train.io.run_folder import ends_run
 
@@ -150,17 +151,18 @@ def _differing_keys(first: Any, other: Any, prefix: str = "") -> list[str]:
 def group_by_method(results: Iterable[RunResult]) -> dict[str, list[RunResult]]:
     """Runs per method key, in the order of `METHODS` (then other keys sorted), each sorted by seed.
 
-    The runs of one method must share their whole config but the seed (and `resume`), and no seed may
-    repeat: otherwise a ValueError names the keys or the seed.
+    The runs of one method must share their whole config but the seed (and `resume`), a key a run lacks
+    counting as its default (`gdro.config.store.with_defaults`: runs recorded before it was added), and no
+    seed may repeat: otherwise a ValueError names the keys or the seed.
     """
     groups: dict[str, list[RunResult]] = {}
     for result in results:
         groups.setdefault(result.method, []).append(result)
     for key, runs in groups.items():
         runs.sort(key=lambda r: r.seed)
-        reference = _shared_config(runs[0].config)
+        reference = _shared_config(with_defaults(runs[0].config))
         for run in runs[1:]:
-            differing = _differing_keys(reference, _shared_config(run.config))
+            differing = _differing_keys(reference, _shared_config(with_defaults(run.config)))
             if differing:
                 raise ValueError(
                     f"runs of {key!r} differ in more than the seed: {run.run_dir} and {runs[0].run_dir} "

@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from gdro.analysis.results.methods import Method
 from gdro.analysis.results.records import export_run, read_record, record_path, restore_run_folder
 from gdro.config import parse_run_config, register_configs
+from gdro.config.store import with_defaults
 from gdro.train.io.run_folder import is_finished, read_config, same_run
 from gdro.train.loop import train
 
@@ -51,6 +52,9 @@ def sim_overrides(steps: int, evals: int = 10) -> list[str]:
         f"trainer.save_every={steps}",
         f"trainer.plot_every={steps}",
         "trainer.keep_checkpoints=1",
+        # The committed records hold the micro-batch budget of their day, which the simulator never reads:
+        # kept, so that a sweep resumes from them.
+        "trainer.max_tokens_per_microbatch=32768",
     ]
 
 
@@ -138,16 +142,24 @@ def _execute(run: SweepRun) -> float:
     return time.perf_counter() - began
 
 
+def same_recorded_run(recorded: dict[str, Any], planned: dict[str, Any]) -> bool:
+    """A committed record holds the planned run: their configs are equal, `cache_dir` (a path of the
+    machine) aside, once each key the record lacks takes its default (`gdro.config.store.with_defaults`:
+    a record written before a key was added still counts; a key set to another value does not)."""
+    return same_run(
+        with_defaults({**recorded, "cache_dir": None}), with_defaults({**planned, "cache_dir": None})
+    )
+
+
 def restore_records(runs: Sequence[SweepRun], records_dir: Path) -> int:
     """Restore the folder of every run whose record is in `records_dir` (and whose folder is empty);
-    a ValueError names a record of another config. Returns how many folders it wrote."""
+    a ValueError names a record of another config (`same_recorded_run`). Returns how many folders it wrote."""
     restored = 0
     for run in runs:
         path = run.record(records_dir)
         if not path.exists():
             continue
-        written = read_record(path)["config"]
-        if not same_run({**written, "cache_dir": None}, {**run.config, "cache_dir": None}):
+        if not same_recorded_run(read_record(path)["config"], run.config):
             raise ValueError(f"{path} holds a run of another config; sweep into other records")
         restored += restore_run_folder(path, run.run_dir, run.config)
     return restored
