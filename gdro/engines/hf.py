@@ -73,7 +73,7 @@ class HFEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.inference_mode():  # no autograd bookkeeping at all: the tokens leave as lists
                 for prompts, chunk_counts in _chunks(prompt_token_ids, counts_array, self.batch_size):
                     chunk_tokens, chunk_reasons = self._generate_chunk(prompts, chunk_counts, decoding)
                     completions += chunk_tokens

@@ -62,8 +62,9 @@ def decode_shrinking(
     expand = torch.repeat_interleave(torch.arange(len(counts)), torch.as_tensor(counts)).to(device)
     rows = len(expand)
     going = torch.arange(rows, device=device)  # the completion row of each batch row
-    completions: list[list[int]] = [[] for _ in range(rows)]
-    reasons = ["length"] * rows
+    sampled = torch.full((rows, decoding.max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    lengths = torch.full((rows,), decoding.max_new_tokens, dtype=torch.long, device=device)
+    ended = torch.zeros(rows, dtype=torch.bool, device=device)  # stopped at a stop token
     for step in range(decoding.max_new_tokens):
         logits = model(
             input_ids=input_ids,
@@ -81,12 +82,11 @@ def decode_shrinking(
             tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
         else:
             tokens = scores.argmax(-1)
+        sampled[going, step] = tokens
         stopped = torch.isin(tokens, stops)
-        for row, token, stop in zip(going.tolist(), tokens.tolist(), stopped.tolist(), strict=True):
-            completions[row].append(token)
-            if stop:
-                reasons[row] = "stop"
         if bool(stopped.any()):
+            lengths[going[stopped]] = step + 1
+            ended[going[stopped]] = True
             kept = (~stopped).nonzero().squeeze(1)
             if len(kept) == 0:
                 break
@@ -96,7 +96,8 @@ def decode_shrinking(
         input_ids = tokens[:, None]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(going), 1)], dim=1)
         positions = positions[:, -1:] + 1
-    return completions, reasons
+    completions = [row[:length] for row, length in zip(sampled.tolist(), lengths.tolist(), strict=True)]
+    return completions, ["stop" if stop else "length" for stop in ended.tolist()]
 
 
 def require_finite_scores(scores: torch.Tensor) -> torch.Tensor:

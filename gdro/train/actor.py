@@ -125,22 +125,31 @@ def _right_padded(
 ) -> _PaddedRows:
     """Prompt + completion of the `scored` rows, right-padded with `pad_id` to the longest (as
     the naive reference); completion token k of row s is predicted at position len(prompt_s) - 1 + k."""
-    sequences = [list(prompt_ids[row]) + list(completion_ids[row]) for row in scored]
-    longest = max(len(tokens) for tokens in sequences)
-    input_ids = torch.full((len(scored), longest), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros(len(scored), longest, dtype=torch.long)
-    positions, targets, out_rows, out_cols = [], [], [], []
-    for index, (row, tokens) in enumerate(zip(scored, sequences, strict=True)):
-        input_ids[index, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        attention_mask[index, : len(tokens)] = 1
-        length = len(completion_ids[row])
-        first = index * longest + len(prompt_ids[row]) - 1
-        positions.append(torch.arange(first, first + length))
-        targets.append(torch.tensor(list(completion_ids[row]), dtype=torch.long))
-        out_rows.append(torch.full((length,), row, dtype=torch.long))
-        out_cols.append(torch.arange(length))
+    prompt_lengths = np.array([len(prompt_ids[row]) for row in scored], dtype=np.int64)
+    completion_lengths = np.array([len(completion_ids[row]) for row in scored], dtype=np.int64)
+    lengths = prompt_lengths + completion_lengths
+    longest = int(lengths.max())
+    tokens = np.fromiter(
+        (token for row in scored for part in (prompt_ids[row], completion_ids[row]) for token in part),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
+    filled = np.arange(longest) < lengths[:, None]  # [S', L]: row-major order is the tokens' order
+    input_ids = np.full((len(scored), longest), pad_id, dtype=np.int64)
+    input_ids[filled] = tokens
+    # the N completion tokens: their offset k within the completion, their row, their flat position
+    starts = np.repeat(np.cumsum(completion_lengths) - completion_lengths, completion_lengths)
+    offsets = np.arange(int(completion_lengths.sum())) - starts
+    rows = np.repeat(np.arange(len(scored)), completion_lengths)
+    positions = rows * longest + prompt_lengths[rows] - 1 + offsets
+    targets = input_ids.reshape(-1)[positions + 1]
     return _PaddedRows(
-        input_ids, attention_mask, *(torch.cat(parts) for parts in (positions, targets, out_rows, out_cols))
+        torch.from_numpy(input_ids),
+        torch.from_numpy(filled.astype(np.int64)),
+        torch.from_numpy(positions),
+        torch.from_numpy(targets),
+        torch.from_numpy(np.asarray(scored, dtype=np.int64)[rows]),
+        torch.from_numpy(offsets),
     )
 
 
