@@ -36,8 +36,8 @@ TINY = {
 }
 TEMPERATURE = 0.7
 NORM_LENGTH = 32
-# Seven rows, ragged prompts and completions, two empty completions (never adjacent, so a budget
-# of 1 token gives seven micro-batches).
+# Seven rows, ragged prompts and completions, two empty completions (a cut by length puts them in one
+# micro-batch, so a budget of 1 token gives six).
 PROMPT_LENGTHS = [3, 7, 1, 5, 9, 2, 4]
 COMPLETION_LENGTHS = [10, 0, 4, 25, 1, 0, 13]
 

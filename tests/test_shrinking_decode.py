@@ -3,6 +3,7 @@ tokens where the two must draw alike, a batch that loses each row at its stop to
 
 import pytest
 import torch
+from test_hf_engine import TINY
 
 from gdro.data.synthetic import ALPHABET
 from gdro.engines.base import Decoding
@@ -10,14 +11,6 @@ from gdro.engines.hf import HFEngine, tokenize_prompts
 from gdro.models.char_tokenizer import build_char_tokenizer
 from gdro.models.tiny import build_tiny_qwen3
 
-TINY = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "max_position_embeddings": 128,
-}
 PROMPTS = ["47+3......=", "12-5+9....=", "03+1+2+3-4=", "99+1=", "7="]
 DECODINGS = [
     Decoding(temperature=1.0, max_new_tokens=30),
