@@ -156,15 +156,16 @@ def _chunks(
     out."""
     prompts: list[list[int]] = []
     chunk_counts: list[int] = []
+    room = batch_size  # rollouts the current piece can still take
     for prompt, count in zip(prompt_token_ids, counts.tolist(), strict=True):
         while count > 0:
-            take = min(count, batch_size - sum(chunk_counts))
+            take = min(count, room)
             prompts.append(list(prompt))
             chunk_counts.append(take)
-            count -= take
-            if sum(chunk_counts) == batch_size:
+            count, room = count - take, room - take
+            if room == 0:
                 yield prompts, chunk_counts
-                prompts, chunk_counts = [], []
+                prompts, chunk_counts, room = [], [], batch_size
     if prompts:
         yield prompts, chunk_counts
 
