@@ -44,6 +44,7 @@ class StopSignals:
     def __init__(self, signals: Sequence[signal.Signals] = STOP_SIGNALS) -> None:
         self.signals = tuple(signals)
         self.received: list[signal.Signals] = []  # in order of arrival, each once
+        self._announced = 0  # how many of `received` `requested` has logged
         self._previous: dict[signal.Signals, Handler] = {}
 
     def __enter__(self) -> StopSignals:
@@ -59,13 +60,21 @@ class StopSignals:
         self._restore()
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
-        """The handler: remember the signal (a SIGTERM does not hide the SIGUSR2 that follows it)."""
+        """The handler: remember the signal (a SIGTERM does not hide the SIGUSR2 that follows it).
+
+        It logs nothing: a handler runs between two bytecodes of the main thread, possibly inside a
+        log write of the loop or of submitit's own handler (SLURM sends SIGCONT just before SIGUSR2),
+        and a nested write to the same file fails ("reentrant call inside BufferedWriter"), so
+        `logging` drops the line. `requested` announces it instead."""
         if signal.Signals(signum) not in self.received:
             self.received.append(signal.Signals(signum))
-            log.warning("received %s: checkpoint after this step", signal.Signals(signum).name)
 
     def requested(self) -> bool:
-        """Whether a signal has arrived (this process) since the last `hand_on`."""
+        """Whether a signal has arrived (this process) since the last `hand_on`; logs each new one once,
+        from the loop's own flow."""
+        while self._announced < len(self.received):  # one arriving meanwhile is logged too
+            log.warning("received %s: checkpoint after this step", self.received[self._announced].name)
+            self._announced += 1
         return bool(self.received)
 
     def hand_on(self, step: int) -> None:
@@ -73,7 +82,7 @@ class StopSignals:
         before ours (module docstring); returns when those handlers do (training goes on, and later
         signals are caught again). Another rank's signal alone (this one's may still be on its way)
         hands nothing on."""
-        received, self.received = self.received, []
+        received, self.received, self._announced = self.received, [], 0
         for signum in received:
             log.warning("checkpoint of step %d written; handing %s on", step, signum.name)
             previous = self._previous.get(signum)
